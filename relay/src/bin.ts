@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+/**
+ * `p2p-rooms-relay`: prints each listen multiaddr (ending in `/p2p/<peer ID>`) on stdout, one per
+ * line, once listening; everything else is a JSON log line on stderr.
+ */
+import './polyfill.js'
+import { Command, InvalidArgumentError } from 'commander'
+import { destination, pino } from 'pino'
+import { startHttp } from './http.js'
+import { DEFAULT_LISTEN, DEFAULT_MAX_RESERVATIONS } from './constants.js'
+import { createRelay } from './index.js'
+
+const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' }, destination(2))
+
+function hostPort (value: string): { host: string, port: number } {
+  const match = /^(.*):(\d+)$/.exec(value)
+  if (match === null) throw new InvalidArgumentError('expected host:port, e.g. 127.0.0.1:9091')
+  return { host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]) }
+}
+
+const program = new Command('p2p-rooms-relay')
+  .description('Circuit-relay-v2 relay and room discovery hub for p2p-rooms browser nodes')
+  .option('--listen <multiaddr...>', 'WebSockets listen multiaddr(s)', DEFAULT_LISTEN)
+  .option('--http <host:port>', 'serve /metrics, /status and /healthz here (off when absent)', hostPort)
+  .option('--max-reservations <n>', 'circuit-relay reservations held at once', (v) => Number.parseInt(v, 10), DEFAULT_MAX_RESERVATIONS)
+  .parse()
+
+const opts = program.opts<{ listen: string[], http?: { host: string, port: number }, maxReservations: number }>()
+
+const relay = await createRelay({ listen: opts.listen, maxReservations: opts.maxReservations })
+for (const ma of relay.getMultiaddrs()) process.stdout.write(`${ma}\n`)
+logger.info({ peerId: relay.peerId, multiaddrs: relay.getMultiaddrs() }, 'relay listening')
+
+const http = opts.http === undefined ? undefined : await startHttp(relay, opts.http.host, opts.http.port)
+if (http !== undefined) logger.info({ url: http.url }, 'http listening')
+
+let stopping = false
+async function shutdown (signal: string): Promise<void> {
+  if (stopping) return
+  stopping = true
+  logger.info({ signal }, 'shutting down')
+  await http?.close()
+  await relay.stop()
+  logger.info('stopped')
+  process.exit(0)
+}
+process.on('SIGTERM', () => { void shutdown('SIGTERM') })
+process.on('SIGINT', () => { void shutdown('SIGINT') })

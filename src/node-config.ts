@@ -1,0 +1,90 @@
+/**
+ * The libp2p configuration of a room node. Every transport, address and service says why it is here.
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { gossipsub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { webRTC } from '@libp2p/webrtc'
+import { webSockets } from '@libp2p/websockets'
+import type { GossipSub } from '@libp2p/gossipsub'
+import type { Identify } from '@libp2p/identify'
+import type { PrivateKey } from '@libp2p/interface'
+import type { Ping } from '@libp2p/ping'
+import type { Libp2pOptions } from 'libp2p'
+
+export type RoomNodeServices = {
+  identify: Identify
+  ping: Ping
+  pubsub: GossipSub
+}
+
+export interface NodeConfigInit {
+  privateKey?: PrivateKey
+  iceServers: RTCIceServer[]
+  iceTransportPolicy?: RTCIceTransportPolicy
+  dialTimeout: number
+}
+
+export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeServices> {
+  return {
+    privateKey: init.privateKey,
+    addresses: {
+      listen: [
+        // a reservation on each configured relay, so peers can reach us through it
+        '/p2p-circuit',
+        // accept WebRTC connections whose SDP/ICE exchange runs over that relayed connection
+        '/webrtc'
+      ]
+    },
+    transports: [
+      // the only way a browser reaches the relay
+      webSockets(),
+      // the direct, unlimited peer-to-peer path that carries room traffic
+      webRTC({
+        rtcConfiguration: {
+          iceServers: init.iceServers,
+          iceTransportPolicy: init.iceTransportPolicy
+        }
+      }),
+      // reservations on relays, and the limited circuit used to signal WebRTC
+      circuitRelayTransport()
+    ],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: {
+      // browsers deny private and ws:// addresses by default; a local relay needs both, and
+      // we only ever dial addresses the relay or a room peer gave us
+      denyDialMultiaddr: () => false
+    },
+    connectionManager: {
+      // a room of tabs on one host all connect from one IP
+      inboundConnectionThreshold: 100,
+      // a WebRTC dial is one address doing SDP, ICE and DTLS: on a busy CPU it outlasts the 6 s default
+      addressDialTimeout: init.dialTimeout,
+      dialTimeout: init.dialTimeout
+    },
+    connectionMonitor: {
+      // WebRTC has its own liveness check (ICE consent freshness, RFC 7675) and the room layer
+      // heals dropped connections: a slow ping on a saturated CPU must not abort a healthy mesh
+      abortConnectionOnPingFailure: false
+    },
+    services: {
+      // required by the WebRTC transport and the relay to learn protocols and addresses
+      identify: identify(),
+      // the connection monitor and room RTT measurements
+      ping: ping(),
+      // room traffic (over direct connections) and discovery announcements (through the relay)
+      pubsub: gossipsub({
+        // our own messages are delivered locally by the room, not echoed back
+        emitSelf: false,
+        // discovery announcements are periodic; a lone first member must not get an error
+        allowPublishToZeroTopicPeers: true,
+        // room traffic never runs over a relay's limited circuit
+        runOnLimitedConnection: false
+      })
+    }
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The room node: one libp2p node, reservations on the configured relays, and the rooms joined.
+ * It routes libp2p and gossipsub events to the rooms they concern.
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import { InvalidRoomNameError, NoRelaysError, ReservationTimeoutError, RoomClosedError } from './errors.js'
+import { roomNodeConfig } from './node-config.js'
+import { RoomImpl } from './room.js'
+import type { ResolvedRoomNodeOptions, Room, RoomNode } from './index.js'
+import type { RoomNodeServices } from './node-config.js'
+import type { Logger, PrivateKey } from '@libp2p/interface'
+import type { Libp2p } from 'libp2p'
+
+const MAX_ROOM_NAME_LENGTH = 256
+
+export class RoomNodeImpl implements RoomNode {
+  readonly libp2p: Libp2p<RoomNodeServices>
+  readonly reservationMs: number
+  private readonly options: ResolvedRoomNodeOptions
+  private readonly log: Logger
+  private readonly joined = new Map<string, RoomImpl>()
+  private stopped = false
+
+  constructor (libp2p: Libp2p<RoomNodeServices>, options: ResolvedRoomNodeOptions, reservationMs: number) {
+    this.libp2p = libp2p
+    this.options = options
+    this.reservationMs = reservationMs
+    this.log = libp2p.logger.forComponent('p2p-rooms:node')
+    this.wire()
+  }
+
+  get peerId (): string {
+    return this.libp2p.peerId.toString()
+  }
+
+  async joinRoom (name: string): Promise<Room> {
+    if (this.stopped) throw new RoomClosedError('the room node was stopped')
+    if (typeof name !== 'string' || name.length === 0 || name.length > MAX_ROOM_NAME_LENGTH) {
+      throw new InvalidRoomNameError(`a room name is a string of 1 to ${MAX_ROOM_NAME_LENGTH} characters`)
+    }
+    let room = this.joined.get(name)
+    if (room === undefined) {
+      room = new RoomImpl(name, {
+        libp2p: this.libp2p,
+        options: this.options,
+        log: this.libp2p.logger.forComponent('p2p-rooms:room'),
+        ownAddrs: () => this.ownAddrs(),
+        onLeft: async (r, former) => { await this.onLeft(r, former) }
+      })
+      this.joined.set(name, room)
+      room.start()
+    }
+    return room
+  }
+
+  getRooms (): Room[] {
+    return [...this.joined.values()]
+  }
+
+  async stop (): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    await Promise.all([...this.joined.values()].map(async (r) => { await r.leave() }))
+    await this.libp2p.stop()
+  }
+
+  /** Our reachable addresses: the WebRTC-over-circuit ones, one per relay reservation. */
+  private ownAddrs (): string[] {
+    return this.libp2p.getMultiaddrs()
+      .map((ma) => ma.toString())
+      .filter((a) => a.includes('/p2p-circuit/webrtc/'))
+  }
+
+  private async onLeft (room: RoomImpl, former: string[]): Promise<void> {
+    if (this.joined.get(room.name) === room) this.joined.delete(room.name)
+    const rooms = [...this.joined.values()]
+    // a direct connection to a peer we share no room with any more has no further use
+    await Promise.all(former
+      .filter((peer) => !rooms.some((r) => r.has(peer)))
+      .map(async (peer) => { await this.libp2p.hangUp(peerIdFromString(peer)).catch(() => {}) }))
+  }
+
+  private wire (): void {
+    const { pubsub } = this.libp2p.services
+    const each = (fn: (r: RoomImpl) => void): void => { for (const r of this.joined.values()) fn(r) }
+    pubsub.addEventListener('message', (evt) => {
+      const topic = evt.detail.topic
+      each((r) => { if (r.topics.room === topic || r.topics.discovery === topic) r.onPubsubMessage(evt.detail) })
+    })
+    pubsub.addEventListener('subscription-change', (evt) => {
+      const peer = evt.detail.peerId.toString()
+      for (const { topic, subscribe } of evt.detail.subscriptions) {
+        each((r) => { r.onSubscriptionChange(peer, topic, subscribe) })
+      }
+    })
+    pubsub.addEventListener('gossipsub:graft', (evt) => {
+      each((r) => { r.recheck(evt.detail.peerId.toString()) })
+    })
+    // gossipsub has no event for "outbound stream open": its heartbeat bounds the wait
+    pubsub.addEventListener('gossipsub:heartbeat', () => { each((r) => { r.recheck() }) })
+    this.libp2p.addEventListener('connection:open', (evt) => { each((r) => { r.onConnectionOpen(evt.detail) }) })
+    this.libp2p.addEventListener('connection:close', (evt) => { each((r) => { r.onConnectionClose(evt.detail) }) })
+  }
+}
+
+/**
+ * Starts libp2p, dials the relays and resolves once a reservation is held on at least one of them,
+ * so that what `joinRoom` announces is reachable.
+ */
+export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKey?: PrivateKey): Promise<RoomNodeImpl> {
+  if (options.relays.length === 0) throw new NoRelaysError('createRoomNode needs at least one relay multiaddr in `relays`')
+  const relays = options.relays.map((r) => multiaddr(r))
+  const started = Date.now()
+  const libp2p = await createLibp2p<RoomNodeServices>(roomNodeConfig({
+    privateKey,
+    iceServers: options.iceServers,
+    iceTransportPolicy: options.iceTransportPolicy,
+    dialTimeout: options.dialTimeout
+  }))
+  try {
+    const reserved = waitForReservation(libp2p, options.reservationTimeout)
+    reserved.catch(() => {}) // observed below; keeps a failed dial from leaving it unhandled
+    const dials = await Promise.allSettled(relays.map(async (ma) => libp2p.dial(ma)))
+    if (dials.every((d) => d.status === 'rejected')) {
+      throw new ReservationTimeoutError(`no relay could be dialed: ${dials.map((d) => (d as PromiseRejectedResult).reason?.message).join('; ')}`)
+    }
+    await reserved
+  } catch (err) {
+    await libp2p.stop()
+    throw err
+  }
+  return new RoomNodeImpl(libp2p, options, Date.now() - started)
+}
+
+async function waitForReservation (libp2p: Libp2p, timeoutMs: number): Promise<void> {
+  const has = (): boolean => libp2p.getMultiaddrs().some((ma) => ma.toString().includes('/p2p-circuit/webrtc/'))
+  if (has()) return
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      libp2p.removeEventListener('self:peer:update', check)
+      reject(new ReservationTimeoutError(`no relay reservation within ${timeoutMs} ms`))
+    }, timeoutMs)
+    function check (): void {
+      if (!has()) return
+      clearTimeout(timer)
+      libp2p.removeEventListener('self:peer:update', check)
+      resolve()
+    }
+    libp2p.addEventListener('self:peer:update', check)
+  })
+}
