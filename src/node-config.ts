@@ -83,7 +83,10 @@ export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeSer
         // discovery announcements are periodic; a lone first member must not get an error
         allowPublishToZeroTopicPeers: true,
         // room traffic never runs over a relay's limited circuit
-        runOnLimitedConnection: false
+        runOnLimitedConnection: false,
+        // every room peer we dialed through a circuit shows the relay's IP in its remote address:
+        // gossipsub's per-IP penalty (P6, past 10 peers) would push a large room out of our mesh
+        scoreParams: { IPColocationFactorWeight: 0 }
       })
     }
   }

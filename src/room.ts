@@ -95,15 +95,19 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     clearInterval(this.announceTimer)
     clearTimeout(this.replyTimer)
     this.abort.abort(new RoomClosedError(`room "${this.name}" was left`))
-    const { pubsub } = this.ctx.libp2p.services
-    try {
-      // tell peers who only know us through the relay; direct peers see the unsubscribe too
-      await pubsub.publish(this.topics.discovery, encodeAnnouncement({ v: 1, kind: 'leave' }))
-    } catch (err) {
-      this.ctx.log('could not announce leave of %s - %e', this.name, err)
+    const { libp2p } = this.ctx
+    const { pubsub } = libp2p.services
+    // libp2p may already be stopped underneath us; then there is nobody left to tell
+    if (libp2p.status === 'started') {
+      try {
+        // tell peers who only know us through the relay; direct peers see the unsubscribe too
+        await pubsub.publish(this.topics.discovery, encodeAnnouncement({ v: 1, kind: 'leave' }))
+      } catch (err) {
+        this.ctx.log('could not announce leave of %s - %e', this.name, err)
+      }
+      pubsub.unsubscribe(this.topics.room)
+      pubsub.unsubscribe(this.topics.discovery)
     }
-    pubsub.unsubscribe(this.topics.room)
-    pubsub.unsubscribe(this.topics.discovery)
     for (const m of this.members.values()) this.forget(m)
     const former = [...this.members.keys()]
     this.members.clear()
@@ -151,10 +155,6 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     if (this.closed || m === undefined || !isDirect(conn)) return
     this.cancelTakeover(m)
     this.safeDispatchEvent('peer:update', { detail: { peerId: peer, path: 'direct' } })
-    // the relay only introduces peers: once direct, its circuit to this peer has no further use
-    for (const other of this.ctx.libp2p.getConnections(conn.remotePeer)) {
-      if (other !== conn && isRelayed(other)) void other.close().catch(() => {})
-    }
     this.checkReady(peer)
   }
 
@@ -301,7 +301,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     const signal = AbortSignal.any([controller.signal, this.abort.signal])
     const { options, libp2p } = this.ctx
     try {
-      await dialWithRetry(async () => {
+      const conn = await dialWithRetry(async () => {
         const existing = libp2p.getConnections(peerIdFromString(m.peerId)).find(isDirect)
         if (existing !== undefined) return existing
         return libp2p.dial(m.addrs.map((a) => multiaddr(a)), {
@@ -312,6 +312,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
         backoffMs: options.dialBackoff,
         signal,
         onAttempt: (attempt, err) => {
+          if (signal.aborted) return
           m.stats.dialAttempts++
           if (err === undefined) {
             m.stats.dialSuccesses++
@@ -322,6 +323,12 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
           }
         }
       })
+      // the relay only introduces peers: once direct, the circuit has no further use. Only the
+      // dialer may close it, and only now: the recipient sees the WebRTC connection open while
+      // the dialer is still finishing signaling over that circuit.
+      for (const other of libp2p.getConnections(conn.remotePeer)) {
+        if (other !== conn && isRelayed(other)) void other.close().catch(() => {})
+      }
     } catch (err) {
       if (signal.aborted) return
       // the relay says the peer holds no reservation any more: its tab is gone

@@ -132,7 +132,11 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
         allowPublishToZeroTopicPeers: true,
         D: RELAY_MESH_D,
         Dlo: RELAY_MESH_D_LO,
-        Dhi: RELAY_MESH_D_HI
+        Dhi: RELAY_MESH_D_HI,
+        // gossipsub penalises more than 10 peers per IP (P6, -5 per extra peer squared, and scores
+        // outlive disconnects by an hour). Browser tabs on one host or behind one NAT share an IP,
+        // and past -10 their GRAFTs are ignored: discovery would silently stop for that network.
+        scoreParams: { IPColocationFactorWeight: 0 }
       })
     }
   })

@@ -1,0 +1,171 @@
+/**
+ * Real Node libp2p room nodes (WebRTC through node-datachannel) and a real relay process.
+ */
+import { afterEach, describe, expect, inject, it } from 'vitest'
+import { createRoomNode } from '../../src/index.js'
+import { isDirect } from '../../src/paths.js'
+import { joinedAll, nextEvent, roomOf, stopAll, uniqueRoom } from './helpers.js'
+import type { Room, RoomNode } from '../../src/index.js'
+
+const relayAddr = inject('relayAddr')
+const relayHttp = inject('relayHttp')
+
+interface RelayTransfer { circuit: { sent: number, received: number }, pubsub: { sent: number, received: number } }
+async function relayTransfer (): Promise<RelayTransfer> {
+  const res = await fetch(`${relayHttp}/status`)
+  return (await res.json()).transfer
+}
+
+let members: Array<{ node: RoomNode, room: Room }> = []
+afterEach(async () => {
+  await stopAll(members)
+  members = []
+})
+
+describe('room over a real relay', () => {
+  it('lets two peers find each other, go direct and exchange messages', async () => {
+    members = await roomOf(2, relayAddr, uniqueRoom('pair'))
+    const [a, b] = members
+    await Promise.all([joinedAll(a.room, [b.node.peerId]), joinedAll(b.room, [a.node.peerId])])
+
+    expect(a.room.peers()).toEqual([{ peerId: b.node.peerId, path: 'direct' }])
+    expect(b.room.peers()).toEqual([{ peerId: a.node.peerId, path: 'direct' }])
+    // the connection that carries room traffic is the WebRTC one, not the relayed circuit
+    const conns = a.node.libp2p.getConnections(b.node.libp2p.peerId)
+    expect(conns.filter(isDirect)).toHaveLength(1)
+    expect(conns.every((c) => c.multiplexer === '/webrtc' && c.limits == null)).toBe(true)
+
+    const atB = nextEvent(b.room, 'message')
+    const atA = nextEvent(a.room, 'message')
+    await a.room.publish('from a')
+    await b.room.publish(new TextEncoder().encode('from b'))
+    expect((await atB).from).toBe(a.node.peerId)
+    expect(new TextDecoder().decode((await atB).data)).toBe('from a')
+    expect(new TextDecoder().decode((await atA).data)).toBe('from b')
+  })
+
+  it('delivers a message published right after peer:join to that peer', async () => {
+    const name = uniqueRoom('early')
+    const [a] = await roomOf(1, relayAddr, name)
+    members = [a]
+    // publish the instant the join is reported, with nothing in between
+    const sent = new Promise<string[]>((resolve, reject) => {
+      a.room.addEventListener('peer:join', (e) => {
+        a.room.publish(`hello ${e.detail.peerId}`).then((r) => { resolve(r.recipients) }, reject)
+      }, { once: true })
+    })
+    const b = await createRoomNode({ relays: [relayAddr] })
+    const bRoom = await b.joinRoom(name)
+    members.push({ node: b, room: bRoom })
+    const received = nextEvent(bRoom, 'message')
+    expect(await sent).toEqual([b.peerId])
+    expect(new TextDecoder().decode((await received).data)).toBe(`hello ${b.peerId}`)
+  })
+
+  it('returns the same Room when a name is joined twice', async () => {
+    const node = await createRoomNode({ relays: [relayAddr] })
+    members = [{ node, room: await node.joinRoom('twice') }]
+    expect(await node.joinRoom('twice')).toBe(members[0].room)
+    expect(node.getRooms()).toHaveLength(1)
+  })
+
+  it('delivers every message exactly once among four peers', async () => {
+    members = await roomOf(4, relayAddr, uniqueRoom('four'))
+    const ids = members.map((m) => m.node.peerId)
+    await Promise.all(members.map(async (m) => { await joinedAll(m.room, ids.filter((id) => id !== m.node.peerId)) }))
+
+    const received = members.map(() => [] as string[])
+    members.forEach((m, i) => {
+      m.room.addEventListener('message', (e) => { received[i].push(`${e.detail.from}:${new TextDecoder().decode(e.detail.data)}`) })
+    })
+    const perPeer = 5
+    await Promise.all(members.map(async (m) => {
+      for (let k = 0; k < perPeer; k++) await m.room.publish(String(k))
+    }))
+    const expected = (i: number): string[] => ids.filter((_, j) => j !== i).flatMap((id) => Array.from({ length: perPeer }, (_, k) => `${id}:${k}`)).sort()
+    await expect.poll(() => received.map((r) => r.length), { timeout: 15_000 }).toEqual(members.map(() => 3 * perPeer))
+    received.forEach((r, i) => { expect([...r].sort()).toEqual(expected(i)) })
+  })
+
+  it('keeps room traffic off the relay once peers are direct', async () => {
+    members = await roomOf(3, relayAddr, uniqueRoom('offrelay'))
+    const ids = members.map((m) => m.node.peerId)
+    await Promise.all(members.map(async (m) => { await joinedAll(m.room, ids.filter((id) => id !== m.node.peerId)) }))
+
+    const before = await relayTransfer()
+    const payload = new Uint8Array(4096).fill(7)
+    const count = 50
+    const last = members.slice(1).map((m) => nextEvent(m.room, 'message', (d) => d.data[0] === 1))
+    for (let k = 0; k < count - 1; k++) await members[0].room.publish(payload)
+    await members[0].room.publish(new Uint8Array(4096).fill(1))
+    await Promise.all(last)
+    const after = await relayTransfer()
+
+    const roomBytes = count * payload.byteLength * (members.length - 1)
+    const circuit = (after.circuit.sent + after.circuit.received) - (before.circuit.sent + before.circuit.received)
+    const pubsub = (after.pubsub.sent + after.pubsub.received) - (before.pubsub.sent + before.pubsub.received)
+    // the relay saw no circuit bytes at all, and only announcement-sized gossip, against ~600 KiB of room traffic
+    expect(circuit).toBe(0)
+    expect(pubsub).toBeLessThan(roomBytes / 100)
+  })
+
+  it('reports peer:leave with reason "left" when a peer leaves', async () => {
+    members = await roomOf(2, relayAddr, uniqueRoom('leave'))
+    const [a, b] = members
+    await joinedAll(a.room, [b.node.peerId])
+    const left = nextEvent(a.room, 'peer:leave')
+    await b.room.leave()
+    expect(await left).toEqual({ peerId: b.node.peerId, reason: 'left' })
+    expect(a.room.peers()).toEqual([])
+  })
+
+  it('reports peer:leave when a peer vanishes without leaving', async () => {
+    members = await roomOf(2, relayAddr, uniqueRoom('vanish'))
+    const [a, b] = members
+    await joinedAll(a.room, [b.node.peerId])
+    const left = nextEvent(a.room, 'peer:leave')
+    // stop libp2p underneath the room: no leave announcement, no unsubscribe, like a crashed tab
+    await b.node.libp2p.stop()
+    expect(await left).toEqual({ peerId: b.node.peerId, reason: 'unreachable' })
+  })
+
+  it('heals a dropped direct connection without losing the peer', async () => {
+    members = await roomOf(2, relayAddr, uniqueRoom('heal'))
+    const [a, b] = members
+    await Promise.all([joinedAll(a.room, [b.node.peerId]), joinedAll(b.room, [a.node.peerId])])
+    let leaves = 0
+    a.room.addEventListener('peer:leave', () => { leaves++ })
+
+    const relayed = nextEvent(a.room, 'peer:update', (d) => d.path === 'relayed')
+    const direct = nextEvent(a.room, 'peer:update', (d) => d.path === 'direct', 45_000)
+    for (const conn of a.node.libp2p.getConnections(b.node.libp2p.peerId)) conn.abort(new Error('simulated network loss'))
+    await relayed
+    await direct
+
+    const got = nextEvent(b.room, 'message')
+    await expect.poll(async () => (await a.room.publish('after heal')).recipients, { timeout: 15_000 }).toEqual([b.node.peerId])
+    expect(new TextDecoder().decode((await got).data)).toBe('after heal')
+    expect(leaves).toBe(0)
+  })
+})
+
+describe('room node errors', () => {
+  it('throws NoRelaysError without relays', async () => {
+    await expect(createRoomNode({})).rejects.toHaveProperty('name', 'NoRelaysError')
+  })
+
+  it('throws ReservationTimeoutError when no relay answers', async () => {
+    const dead = relayAddr.replace(/\/tcp\/\d+\//, '/tcp/9/')
+    await expect(createRoomNode({ relays: [dead], reservationTimeout: 5000 })).rejects.toHaveProperty('name', 'ReservationTimeoutError')
+  })
+
+  it('rejects an oversized message with MessageTooLargeError and a bad name with InvalidRoomNameError', async () => {
+    const node = await createRoomNode({ relays: [relayAddr], maxMessageBytes: 1024 })
+    const room = await node.joinRoom(uniqueRoom('big'))
+    members = [{ node, room }]
+    await expect(room.publish(new Uint8Array(1025))).rejects.toHaveProperty('name', 'MessageTooLargeError')
+    await expect(node.joinRoom('')).rejects.toHaveProperty('name', 'InvalidRoomNameError')
+    await room.leave()
+    await expect(room.publish('late')).rejects.toHaveProperty('name', 'RoomClosedError')
+  })
+})
