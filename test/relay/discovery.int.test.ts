@@ -1,0 +1,81 @@
+/**
+ * The relay forwards room announcements between peers that are not connected to each other.
+ * Plain gossipsub clients (no WebRTC) stand in for browser tabs: what is tested is the relay.
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import { webSockets } from '@libp2p/websockets'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import { afterAll, describe, expect, inject, it } from 'vitest'
+import { DISCOVERY_TOPIC_PREFIX, ROOM_TOPIC_PREFIX } from '../../src/constants.js'
+import type { GossipSub } from '@libp2p/gossipsub'
+import type { Libp2p } from 'libp2p'
+
+const relayAddr = inject('relayAddr')
+const relayHttp = inject('relayHttp')
+const relayPeer = relayAddr.split('/p2p/')[1]
+
+type Client = Libp2p<{ pubsub: GossipSub, identify: unknown }>
+const clients: Client[] = []
+afterAll(async () => { await Promise.all(clients.map(async (c) => { await c.stop() })) })
+
+async function client (): Promise<Client> {
+  const node = await createLibp2p({
+    transports: [webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: { denyDialMultiaddr: () => false },
+    services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true }) }
+  })
+  clients.push(node as Client)
+  await node.dial(multiaddr(relayAddr))
+  return node as Client
+}
+
+/** Resolves once the relay has told `c` it subscribes to `topic`. */
+async function relayFollows (c: Client, topic: string): Promise<void> {
+  const has = (): boolean => c.services.pubsub.getSubscribers(topic).some((p) => p.toString() === relayPeer)
+  if (has()) return
+  await new Promise<void>((resolve) => {
+    const check = (): void => {
+      if (!has()) return
+      c.services.pubsub.removeEventListener('subscription-change', check)
+      resolve()
+    }
+    c.services.pubsub.addEventListener('subscription-change', check)
+  })
+}
+
+describe('relay room discovery', () => {
+  // gossipsub's default IP-colocation penalty made the relay ignore the GRAFTs of an 11th and
+  // later peer from one IP; every client here shares 127.0.0.1
+  it('forwards announcements among fourteen peers that share one IP', async () => {
+    const topic = `${DISCOVERY_TOPIC_PREFIX}crowd-${Date.now()}`
+    const peers = await Promise.all(Array.from({ length: 14 }, client))
+    const seen = peers.map(() => new Set<string>())
+    peers.forEach((p, i) => {
+      p.services.pubsub.addEventListener('message', (e) => {
+        if (e.detail.topic === topic && e.detail.type === 'signed') seen[i].add(e.detail.from.toString())
+      })
+      p.services.pubsub.subscribe(topic)
+    })
+    await Promise.all(peers.map(async (p) => { await relayFollows(p, topic) }))
+    await Promise.all(peers.map(async (p) => p.services.pubsub.publish(topic, new TextEncoder().encode('here'))))
+
+    await expect.poll(() => seen.map((s) => s.size), { timeout: 20_000 }).toEqual(peers.map(() => peers.length - 1))
+  })
+
+  it('never subscribes to a room data topic', async () => {
+    const name = `data-${Date.now()}`
+    const c = await client()
+    c.services.pubsub.subscribe(DISCOVERY_TOPIC_PREFIX + name)
+    c.services.pubsub.subscribe(ROOM_TOPIC_PREFIX + name)
+    await relayFollows(c, DISCOVERY_TOPIC_PREFIX + name)
+    expect(c.services.pubsub.getSubscribers(ROOM_TOPIC_PREFIX + name).map(String)).not.toContain(relayPeer)
+    const status = await (await fetch(`${relayHttp}/status`)).json()
+    expect(status.roomsFollowed).toBeGreaterThanOrEqual(1)
+  })
+})
