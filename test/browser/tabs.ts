@@ -1,0 +1,67 @@
+/**
+ * Node side of the browser tests: launches Debian's Chromium through playwright-core and opens
+ * fixture tabs that join a room through the relay.
+ */
+import { chromium } from 'playwright-core'
+import type { Recorded } from './fixture/harness.js'
+import type { Browser, Page } from 'playwright-core'
+
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+export async function launchChromium (): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: [
+      // root in a container: no user namespaces for the sandbox
+      '--no-sandbox',
+      '--disable-gpu',
+      // no network beyond this machine: keep Chromium from dialing Google's services
+      '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      // plain host candidates instead of mDNS names, which nothing here resolves
+      '--disable-features=WebRtcHideLocalIpsWithMdns',
+      // every tab is "in the background" for a headless browser: keep their timers running
+      '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'
+    ]
+  })
+}
+
+export interface Tab {
+  page: Page
+  peerId: string
+  reservationMs: number
+  /** `performance.now()` in the page right after joinRoom resolved. */
+  joinedAt: number
+  rec(): Promise<Recorded>
+}
+
+export async function openTab (browser: Browser, fixtureUrl: string, relay: string, room: string): Promise<Tab> {
+  const context = await browser.newContext()
+  const page = await context.newPage()
+  page.on('pageerror', (err) => { console.error(`[tab] page error: ${err.message}`) })
+  await page.goto(fixtureUrl)
+  await page.waitForFunction(() => window.harness !== undefined)
+  const started = await page.evaluate(async ([r, n]) => window.harness.start(r, n), [relay, room] as const)
+  return { page, ...started, rec: async () => page.evaluate(() => window.harness.rec) }
+}
+
+/** Waits until `tab` has seen `peer:join` with `path: 'direct'` for every peer in `peers`. */
+export async function waitJoined (tab: Tab, peers: string[], timeout = 60_000): Promise<void> {
+  await tab.page.waitForFunction((ids) => ids.every((id) => window.harness.rec.joins.some((j) => j.peerId === id && j.path === 'direct')), peers, { timeout, polling: 100 })
+}
+
+/** Waits until `tab` received at least `count` messages whose text starts with `prefix`. */
+export async function waitMessages (tab: Tab, prefix: string, count: number, timeout = 60_000): Promise<void> {
+  await tab.page.waitForFunction(([p, n]) => window.harness.rec.messages.filter((m) => m.text.startsWith(p)).length >= n, [prefix, count] as const, { timeout, polling: 100 })
+}
+
+export async function waitLeft (tab: Tab, peerId: string, timeout = 60_000): Promise<void> {
+  await tab.page.waitForFunction((id) => window.harness.rec.leaves.some((l) => l.peerId === id), peerId, { timeout, polling: 100 })
+}
+
+export async function relayStatus (relayHttp: string): Promise<{ transfer: { circuit: { sent: number, received: number }, pubsub: { sent: number, received: number } }, reservations: number }> {
+  return (await fetch(`${relayHttp}/status`)).json()
+}
+
+export function relayedBytes (s: Awaited<ReturnType<typeof relayStatus>>): { circuit: number, pubsub: number } {
+  return { circuit: s.transfer.circuit.sent + s.transfer.circuit.received, pubsub: s.transfer.pubsub.sent + s.transfer.pubsub.received }
+}
