@@ -106,7 +106,8 @@ export interface RoomEvents {
    */
   'peer:join': CustomEvent<RoomPeer>
   /**
-   * A peer's path changed: its direct connection opened, or dropped and is being healed.
+   * A joined peer's path changed: its direct connection dropped and is being healed
+   * (`'relayed'`), or came back (`'direct'`). A first connection is reported by `peer:join`.
    *
    * @example room.addEventListener('peer:update', (e) => { show(e.detail.peerId, e.detail.path) })
    */
@@ -118,7 +119,7 @@ export interface RoomEvents {
    */
   'peer:leave': CustomEvent<{ peerId: string, reason: LeaveReason }>
   /**
-   * A room message from another peer, delivered once.
+   * A room message from another peer, delivered once. A sender does not receive its own.
    *
    * @example room.addEventListener('message', (e) => { print(e.detail.from, e.detail.data) })
    */
@@ -127,6 +128,8 @@ export interface RoomEvents {
 
 export interface Room extends TypedEventTarget<RoomEvents> {
   readonly name: string
+  /** Largest payload `publish` accepts, in bytes (the node's `maxMessageBytes`). */
+  readonly maxMessageBytes: number
   /** Every member known: `'direct'` once our WebRTC connection to it is open, else `'relayed'`. */
   peers(): RoomPeer[]
   /** Direct-dial counters per peer ID. */

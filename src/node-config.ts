@@ -78,7 +78,7 @@ export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeSer
       ping: ping(),
       // room traffic (over direct connections) and discovery announcements (through the relay)
       pubsub: gossipsub({
-        // our own messages are delivered locally by the room, not echoed back
+        // a room does not hand a sender its own messages back
         emitSelf: false,
         // discovery announcements are periodic; a lone first member must not get an error
         allowPublishToZeroTopicPeers: true,

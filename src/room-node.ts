@@ -47,7 +47,8 @@ export class RoomNodeImpl implements RoomNode {
         options: this.options,
         log: this.libp2p.logger.forComponent('p2p-rooms:room'),
         ownAddrs: () => this.ownAddrs(),
-        onLeft: async (r, former) => { await this.onLeft(r, former) }
+        onLeft: (r) => { if (this.joined.get(r.name) === r) this.joined.delete(r.name) },
+        onPeerGone: async (peers) => { await this.hangUpUnshared(peers) }
       })
       this.joined.set(name, room)
       room.start()
@@ -73,11 +74,11 @@ export class RoomNodeImpl implements RoomNode {
       .filter((a) => a.includes('/p2p-circuit/webrtc/'))
   }
 
-  private async onLeft (room: RoomImpl, former: string[]): Promise<void> {
-    if (this.joined.get(room.name) === room) this.joined.delete(room.name)
+  /** A direct connection to a peer we share no room with any more has no further use. */
+  private async hangUpUnshared (peers: string[]): Promise<void> {
+    if (this.libp2p.status !== 'started') return
     const rooms = [...this.joined.values()]
-    // a direct connection to a peer we share no room with any more has no further use
-    await Promise.all(former
+    await Promise.all(peers
       .filter((peer) => !rooms.some((r) => r.has(peer)))
       .map(async (peer) => { await this.libp2p.hangUp(peerIdFromString(peer)).catch(() => {}) }))
   }
@@ -124,7 +125,8 @@ export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKe
     reserved.catch(() => {}) // observed below; keeps a failed dial from leaving it unhandled
     const dials = await Promise.allSettled(relays.map(async (ma) => libp2p.dial(ma)))
     if (dials.every((d) => d.status === 'rejected')) {
-      throw new ReservationTimeoutError(`no relay could be dialed: ${dials.map((d) => (d as PromiseRejectedResult).reason?.message).join('; ')}`)
+      const reasons = dials.map((d) => describeError((d as PromiseRejectedResult).reason))
+      throw new ReservationTimeoutError(`no relay could be dialed: ${reasons.join('; ')}`, { cause: (dials[0] as PromiseRejectedResult).reason })
     }
     await reserved
   } catch (err) {
@@ -150,4 +152,10 @@ async function waitForReservation (libp2p: Libp2p, timeoutMs: number): Promise<v
     }
     libp2p.addEventListener('self:peer:update', check)
   })
+}
+
+/** `name: message`, looking inside an AggregateError, whose own message is often empty. */
+function describeError (err: any): string {
+  const inner = Array.isArray(err?.errors) && err.errors.length > 0 ? ` (${err.errors.map(describeError).join(', ')})` : ''
+  return `${err?.name ?? 'Error'}: ${err?.message ?? String(err)}${inner}`
 }

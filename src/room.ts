@@ -22,8 +22,10 @@ export interface RoomContext {
   log: Logger
   /** Our own `/p2p-circuit/webrtc` multiaddrs, one per relay reservation. */
   ownAddrs: () => string[]
-  /** Called once the room is left, with the peers that were in it. */
-  onLeft: (room: RoomImpl, formerPeers: string[]) => Promise<void>
+  /** Called once the room is left. */
+  onLeft: (room: RoomImpl) => void
+  /** Peers that left this room: the node hangs up on those it shares no other room with. */
+  onPeerGone: (peers: string[]) => Promise<void>
 }
 
 interface Member {
@@ -71,6 +73,10 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     return this.members.has(peer)
   }
 
+  get maxMessageBytes (): number {
+    return this.ctx.options.maxMessageBytes
+  }
+
   peers (): RoomPeer[] {
     return [...this.members.values()].map((m) => ({ peerId: m.peerId, path: this.pathTo(m.peerId) }))
   }
@@ -111,7 +117,8 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     for (const m of this.members.values()) this.forget(m)
     const former = [...this.members.keys()]
     this.members.clear()
-    await this.ctx.onLeft(this, former)
+    this.ctx.onLeft(this)
+    await this.ctx.onPeerGone(former)
   }
 
   // --- events routed here by the node -------------------------------------------------------
@@ -154,7 +161,8 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     const m = this.members.get(peer)
     if (this.closed || m === undefined || !isDirect(conn)) return
     this.cancelTakeover(m)
-    this.safeDispatchEvent('peer:update', { detail: { peerId: peer, path: 'direct' } })
+    // a first connection is reported by peer:join once it is ready; this is a healed one
+    if (m.joined) this.safeDispatchEvent('peer:update', { detail: { peerId: peer, path: 'direct' } })
     this.checkReady(peer)
   }
 
@@ -164,7 +172,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     if (this.closed || m === undefined || conn.multiplexer !== '/webrtc') return
     if (this.pathTo(peer) === 'direct') return
     this.ctx.log('direct connection to %s in %s dropped, healing', peer, this.name)
-    this.safeDispatchEvent('peer:update', { detail: { peerId: peer, path: 'relayed' } })
+    if (m.joined) this.safeDispatchEvent('peer:update', { detail: { peerId: peer, path: 'relayed' } })
     this.ensureDirect(m)
   }
 
@@ -228,6 +236,9 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     this.members.delete(peer)
     this.ctx.log('%s left %s (%s)', peer, this.name, reason)
     this.safeDispatchEvent('peer:leave', { detail: { peerId: peer, reason } })
+    // close our side too: a WebRTC peer that hung up is noticed only when ICE consent fails,
+    // tens of seconds later, and until then its dead connection would pass for a direct path
+    void this.ctx.onPeerGone([peer])
   }
 
   private forget (m: Member): void {

@@ -76,6 +76,7 @@ export interface RelayStatus {
   peerId: string
   multiaddrs: string[]
   connectedPeers: number
+  /** Reservations whose peer is still connected. */
   reservations: number
   roomsFollowed: number
   uptimeMs: number
@@ -151,7 +152,10 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
   const connections = new Counter({ name: 'p2p_rooms_relay_connections_total', help: 'Connections opened and closed', labelNames: ['event'], registers: [registry] })
   libp2p.addEventListener('connection:open', () => { connections.inc({ event: 'open' }) })
   libp2p.addEventListener('connection:close', () => { connections.inc({ event: 'close' }) })
-  new Gauge({ name: 'p2p_rooms_relay_reservations', help: 'Circuit-relay reservations held', registers: [registry], collect () { this.set(libp2p.services.relay.reservations.size) } })
+  // libp2p keeps a reservation until its TTL (2 h) even after its peer disconnected, and refuses
+  // circuits to such a peer anyway: count only the reservations that can be used
+  const liveReservations = (): number => [...libp2p.services.relay.reservations.keys()].filter((p) => libp2p.getConnections(p).length > 0).length
+  new Gauge({ name: 'p2p_rooms_relay_reservations', help: 'Circuit-relay reservations whose peer is connected', registers: [registry], collect () { this.set(liveReservations()) } })
   new Gauge({ name: 'p2p_rooms_relay_rooms_followed', help: 'Room discovery topics followed', registers: [registry], collect () { this.set(follower.size) } })
 
   const started = Date.now()
@@ -167,7 +171,7 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
         peerId: libp2p.peerId.toString(),
         multiaddrs: libp2p.getMultiaddrs().map((ma) => ma.toString()),
         connectedPeers: libp2p.getPeers().length,
-        reservations: libp2p.services.relay.reservations.size,
+        reservations: liveReservations(),
         roomsFollowed: follower.size,
         uptimeMs: Date.now() - started,
         counters: { connectionsOpened: byEvent.open ?? 0, connectionsClosed: byEvent.close ?? 0, roomsRefused: follower.refused },

@@ -39,6 +39,7 @@ export async function spawnRelay (init: SpawnRelayInit = {}): Promise<SpawnedRel
   let stdout = ''
   let stderr = ''
   let httpUrl: string | undefined
+  let stopBuffering = (): void => {}
   const ready = new Promise<string[]>((resolve, reject) => {
     const timer = setTimeout(() => { fail(new Error(`relay printed no multiaddrs within ${init.timeout ?? 20_000} ms; stderr: ${stderr}`)) }, init.timeout ?? 20_000)
     function fail (err: Error): void {
@@ -53,8 +54,10 @@ export async function spawnRelay (init: SpawnRelayInit = {}): Promise<SpawnedRel
         resolve(lines)
       }
     }
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; check() })
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    child.stdout?.setEncoding('utf8').on('data', onStdout)
+    child.stderr?.setEncoding('utf8').on('data', onStderr)
+    function onStdout (d: string): void { stdout += d; check() }
+    function onStderr (d: string): void {
       stderr += d
       for (const line of d.split('\n')) {
         try {
@@ -63,11 +66,17 @@ export async function spawnRelay (init: SpawnRelayInit = {}): Promise<SpawnedRel
         } catch {}
       }
       check()
-    })
+    }
+    stopBuffering = () => {
+      child.stdout?.off('data', onStdout).resume()
+      child.stderr?.off('data', onStderr).resume()
+    }
     child.once('exit', (code) => { fail(new Error(`relay exited with ${code} before listening; stderr: ${stderr}`)) })
   })
   const multiaddrs = await ready
   child.removeAllListeners('exit')
+  // a long-running relay (npm start) would otherwise keep every log line in memory
+  stopBuffering()
   return {
     multiaddrs,
     httpUrl: httpUrl as string,

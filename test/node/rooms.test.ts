@@ -119,6 +119,26 @@ describe('room over a real relay', () => {
     expect(a.room.peers()).toEqual([])
   })
 
+  it('drops the connection to a peer that left, and goes direct again when it rejoins', async () => {
+    const name = uniqueRoom('rejoin')
+    members = await roomOf(2, relayAddr, name)
+    const [a, b] = members
+    await Promise.all([joinedAll(a.room, [b.node.peerId]), joinedAll(b.room, [a.node.peerId])])
+    const left = nextEvent(a.room, 'peer:leave')
+    await b.room.leave()
+    await left
+    // the side that stayed closes its end too, so no dead connection passes for a direct path
+    await expect.poll(() => a.node.libp2p.getConnections(b.node.libp2p.peerId).length, { timeout: 10_000 }).toBe(0)
+
+    const rejoined = nextEvent(a.room, 'peer:join')
+    b.room = await b.node.joinRoom(name)
+    expect((await rejoined).peerId).toBe(b.node.peerId)
+    const got = nextEvent(b.room, 'message')
+    expect((await a.room.publish('welcome back')).recipients).toEqual([b.node.peerId])
+    expect(new TextDecoder().decode((await got).data)).toBe('welcome back')
+    expect(a.node.libp2p.getConnections(b.node.libp2p.peerId).filter(isDirect)).toHaveLength(1)
+  })
+
   it('reports peer:leave when a peer vanishes without leaving', async () => {
     members = await roomOf(2, relayAddr, uniqueRoom('vanish'))
     const [a, b] = members
