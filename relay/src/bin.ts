@@ -7,7 +7,7 @@ import './polyfill.js'
 import { Command, InvalidArgumentError } from 'commander'
 import { destination, pino } from 'pino'
 import { startHttp } from './http.js'
-import { DEFAULT_LISTEN, DEFAULT_MAX_RESERVATIONS } from './constants.js'
+import { DEFAULT_LISTEN, DEFAULT_MAX_RESERVATIONS, SHUTDOWN_TIMEOUT_MS } from './constants.js'
 import { createRelay } from './index.js'
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' }, destination(2))
@@ -38,11 +38,23 @@ let stopping = false
 async function shutdown (signal: string): Promise<void> {
   if (stopping) return
   stopping = true
-  logger.info({ signal }, 'shutting down')
-  await http?.close()
-  await relay.stop()
-  logger.info('stopped')
-  process.exit(0)
+  // a peer that never answers a close must not keep the process alive
+  setTimeout(() => {
+    logger.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'graceful shutdown timed out')
+    process.exit(1)
+  }, SHUTDOWN_TIMEOUT_MS).unref()
+  let code = 0
+  try {
+    logger.info({ signal }, 'shutting down')
+    await http?.close()
+    await relay.stop()
+    logger.info('stopped')
+  } catch (err) {
+    code = 1
+    logger.error({ err }, 'shutdown failed')
+  } finally {
+    process.exit(code)
+  }
 }
 process.on('SIGTERM', () => { void shutdown('SIGTERM') })
 process.on('SIGINT', () => { void shutdown('SIGINT') })

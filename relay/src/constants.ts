@@ -29,3 +29,6 @@ export const DEFAULT_ROOM_TTL_MS = 30_000
 export const RELAY_MESH_D = 16
 export const RELAY_MESH_D_LO = 8
 export const RELAY_MESH_D_HI = 32
+
+/** How long a graceful shutdown (SIGTERM/SIGINT) may take before the process exits with 1, in ms. */
+export const SHUTDOWN_TIMEOUT_MS = 10_000
