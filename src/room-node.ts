@@ -136,21 +136,29 @@ export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKe
   return new RoomNodeImpl(libp2p, options, Date.now() - started)
 }
 
+/**
+ * `getMultiaddrs()` is live, but `self:peer:update` is debounced by a second in libp2p's address
+ * manager; the circuit listener's `transport:listening` fires as soon as a reservation is made.
+ */
 async function waitForReservation (libp2p: Libp2p, timeoutMs: number): Promise<void> {
   const has = (): boolean => libp2p.getMultiaddrs().some((ma) => ma.toString().includes('/p2p-circuit/webrtc/'))
   if (has()) return
+  const events = ['transport:listening', 'self:peer:update'] as const
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
-      libp2p.removeEventListener('self:peer:update', check)
+      done()
       reject(new ReservationTimeoutError(`no relay reservation within ${timeoutMs} ms`))
     }, timeoutMs)
+    function done (): void {
+      clearTimeout(timer)
+      for (const e of events) libp2p.removeEventListener(e, check)
+    }
     function check (): void {
       if (!has()) return
-      clearTimeout(timer)
-      libp2p.removeEventListener('self:peer:update', check)
+      done()
       resolve()
     }
-    libp2p.addEventListener('self:peer:update', check)
+    for (const e of events) libp2p.addEventListener(e, check)
   })
 }
 
