@@ -22,16 +22,10 @@
  * succeeds over WebRTC, and the recipient never registered a connection over the dead peer
  * connection (unpatched, it upgrades it and emits `connection:open` for it).
  */
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
-import { identify } from '@libp2p/identify'
-import { webRTC } from '@libp2p/webrtc'
-import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p } from 'libp2p'
 import { RTCPeerConnection } from 'node-datachannel/polyfill'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
+import { roomLikeNode, until, webRTCAddress } from './webrtc-nodes.js'
 import type { Connection, Libp2p } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -106,45 +100,6 @@ function restore (): void {
   armed = 0
 }
 
-/** A Node libp2p node configured like a browser room node, minus the room services. */
-async function roomLikeNode (): Promise<Libp2p> {
-  return createLibp2p({
-    addresses: { listen: ['/p2p-circuit', '/webrtc'] },
-    transports: [
-      webSockets(),
-      webRTC({ rtcConfiguration: { iceServers: [] } }),
-      circuitRelayTransport()
-    ],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    connectionGater: { denyDialMultiaddr: () => false },
-    // so that, without the patch, the failed dial visibly waits for this timeout
-    connectionManager: { dialTimeout: DIAL_TIMEOUT, addressDialTimeout: DIAL_TIMEOUT },
-    services: { identify: identify() }
-  })
-}
-
-/** Resolves with the node's `/p2p-circuit/webrtc/` address once it has a relay reservation. */
-async function webRTCAddress (node: Libp2p, timeoutMs = 30_000): Promise<Multiaddr> {
-  const find = (): Multiaddr | undefined => node.getMultiaddrs().find((ma) => ma.toString().includes('/p2p-circuit/webrtc/'))
-  const now = find()
-  if (now != null) return now
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      node.removeEventListener('self:peer:update', onUpdate)
-      reject(new Error(`no /p2p-circuit/webrtc/ address within ${timeoutMs} ms, have: ${node.getMultiaddrs().join(', ')}`))
-    }, timeoutMs)
-    const onUpdate = (): void => {
-      const ma = find()
-      if (ma == null) return
-      clearTimeout(timer)
-      node.removeEventListener('self:peer:update', onUpdate)
-      resolve(ma)
-    }
-    node.addEventListener('self:peer:update', onUpdate)
-  })
-}
-
 async function dial (node: Libp2p, addr: Multiaddr): Promise<Connection> {
   return node.dial(addr, { signal: AbortSignal.timeout(DIAL_TIMEOUT) })
 }
@@ -155,23 +110,9 @@ function isWebRTC (conn: Connection): boolean {
 
 /** Resolves with `node`'s open WebRTC connection from `from` (waiting for its `connection:open`). */
 async function recipientConnection (node: Libp2p, from: Libp2p, timeoutMs = 10_000): Promise<Connection> {
-  const find = (): Connection | undefined => node.getConnections(from.peerId).find((c) => isWebRTC(c) && c.status === 'open')
-  const now = find()
-  if (now != null) return now
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      node.removeEventListener('connection:open', onOpen)
-      reject(new Error(`no WebRTC connection from ${from.peerId.toString()} within ${timeoutMs} ms`))
-    }, timeoutMs)
-    const onOpen = (): void => {
-      const conn = find()
-      if (conn == null) return
-      clearTimeout(timer)
-      node.removeEventListener('connection:open', onOpen)
-      resolve(conn)
-    }
-    node.addEventListener('connection:open', onOpen)
-  })
+  return until(node, ['connection:open'],
+    () => node.getConnections(from.peerId).find((c) => isWebRTC(c) && c.status === 'open'),
+    `WebRTC connection from ${from.peerId.toString()}`, timeoutMs)
 }
 
 /** The errors a rejected dial carries (libp2p throws an AggregateError when several addresses failed). */
@@ -208,7 +149,7 @@ afterEach(async () => {
 
 describe('@libp2p/webrtc failed peer connection patch', () => {
   it('fails the dial as soon as DTLS fails instead of waiting for the timeout', async () => {
-    const [a, b] = nodes = await Promise.all([roomLikeNode(), roomLikeNode()])
+    const [a, b] = nodes = await Promise.all([roomLikeNode({ dialTimeout: DIAL_TIMEOUT }), roomLikeNode({ dialTimeout: DIAL_TIMEOUT })])
     const addrs = Promise.all([webRTCAddress(a), webRTCAddress(b)])
     await Promise.all([a.dial(multiaddr(relayAddr)), b.dial(multiaddr(relayAddr))])
     const [, bAddr] = await addrs

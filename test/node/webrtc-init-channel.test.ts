@@ -15,16 +15,10 @@
  * the initiator gets past `readCandidatesUntilConnected` the channel is 'closed', every time.
  * Without the patch the dial fails with a TimeoutError; with it the dial completes over WebRTC.
  */
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
-import { identify } from '@libp2p/identify'
-import { webRTC } from '@libp2p/webrtc'
-import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p } from 'libp2p'
 import { RTCPeerConnection } from 'node-datachannel/polyfill'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
+import { roomLikeNode, until, webRTCAddress } from './webrtc-nodes.js'
 import type { Connection, Libp2p } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -138,43 +132,6 @@ function restore (): void {
   proto.setRemoteDescription = original.setRemoteDescription
   if (original.connectionState != null) Object.defineProperty(proto, 'connectionState', original.connectionState)
   faultByUfrag.clear()
-}
-
-/** A Node libp2p node configured like a browser room node, minus the room services. */
-async function roomLikeNode (): Promise<Libp2p> {
-  return createLibp2p({
-    addresses: { listen: ['/p2p-circuit', '/webrtc'] },
-    transports: [
-      webSockets(),
-      webRTC({ rtcConfiguration: { iceServers: [] } }),
-      circuitRelayTransport()
-    ],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    connectionGater: { denyDialMultiaddr: () => false },
-    services: { identify: identify() }
-  })
-}
-
-/** Resolves with the node's `/p2p-circuit/webrtc/` address once it has a relay reservation. */
-async function webRTCAddress (node: Libp2p, timeoutMs = 30_000): Promise<Multiaddr> {
-  const find = (): Multiaddr | undefined => node.getMultiaddrs().find((ma) => ma.toString().includes('/p2p-circuit/webrtc/'))
-  const now = find()
-  if (now != null) return now
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      node.removeEventListener('self:peer:update', onUpdate)
-      reject(new Error(`no /p2p-circuit/webrtc/ address within ${timeoutMs} ms, have: ${node.getMultiaddrs().join(', ')}`))
-    }, timeoutMs)
-    const onUpdate = (): void => {
-      const ma = find()
-      if (ma == null) return
-      clearTimeout(timer)
-      node.removeEventListener('self:peer:update', onUpdate)
-      resolve(ma)
-    }
-    node.addEventListener('self:peer:update', onUpdate)
-  })
 }
 
 /**
