@@ -36,6 +36,18 @@ export default defineConfig({
           // several Chromium pages saturate 2 cores: one browser test file at a time
           fileParallelism: false
         }
+      },
+      {
+        // `npm run bench`: latency in real Chromium tabs; not part of `npm test`
+        test: {
+          name: 'bench',
+          include: ['test/bench/**/*.bench.test.ts'],
+          setupFiles: ['relay/src/polyfill.ts'],
+          globalSetup: ['test/setup/relay.ts', 'test/setup/fixture-server.ts'],
+          testTimeout: 600_000,
+          hookTimeout: 120_000,
+          fileParallelism: false
+        }
       }
     ]
   }

@@ -3,7 +3,7 @@
  * fixture tabs that join a room through the relay.
  */
 import { chromium } from 'playwright-core'
-import type { Recorded } from './fixture/harness.js'
+import type { Recorded, StartOptions } from './fixture/harness.js'
 import type { Browser, Page } from 'playwright-core'
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -34,13 +34,13 @@ export interface Tab {
   rec(): Promise<Recorded>
 }
 
-export async function openTab (browser: Browser, fixtureUrl: string, relay: string, room: string): Promise<Tab> {
+export async function openTab (browser: Browser, fixtureUrl: string, relay: string, room: string, opts: StartOptions = {}): Promise<Tab> {
   const context = await browser.newContext()
   const page = await context.newPage()
   page.on('pageerror', (err) => { console.error(`[tab] page error: ${err.message}`) })
   await page.goto(fixtureUrl)
   await page.waitForFunction(() => window.harness !== undefined)
-  const started = await page.evaluate(async ([r, n]) => window.harness.start(r, n), [relay, room] as const)
+  const started = await page.evaluate(async ([r, n, o]) => window.harness.start(r, n, o), [relay, room, opts] as const)
   return { page, ...started, rec: async () => page.evaluate(() => window.harness.rec) }
 }
 
