@@ -5,12 +5,19 @@
  */
 import './polyfill.js'
 import { Command, InvalidArgumentError } from 'commander'
-import { destination, pino } from 'pino'
+import { pino } from 'pino'
 import { startHttp } from './http.js'
 import { DEFAULT_LISTEN, DEFAULT_MAX_RESERVATIONS, SHUTDOWN_TIMEOUT_MS } from './constants.js'
 import { createRelay } from './index.js'
 
-const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' }, destination(2))
+// Logs go through Node's own stderr stream, not pino.destination(2): sonic-boom 4.2.1's sync
+// write loop retries a non-retryable error such as EPIPE forever, blocking the event loop, so a
+// relay whose log reader went away could not even shut down (the same guard is flagged in
+// oven-sh/bun#34505's port of that code; no sonic-boom issue found). A lost log reader must
+// neither hang nor crash the relay: its write errors are dropped.
+process.stderr.on('error', () => {})
+process.stdout.on('error', () => {})
+const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' }, process.stderr)
 
 function hostPort (value: string): { host: string, port: number } {
   const match = /^(.*):(\d+)$/.exec(value)
