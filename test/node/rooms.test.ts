@@ -1,6 +1,7 @@
 /**
  * Real Node libp2p room nodes (WebRTC through node-datachannel) and a real relay process.
  */
+import { peerIdFromString } from '@libp2p/peer-id'
 import { afterEach, describe, expect, inject, it } from 'vitest'
 import { createRoomNode } from '../../src/index.js'
 import { isDirect } from '../../src/paths.js'
@@ -170,6 +171,26 @@ describe('room over a real relay', () => {
     await expect.poll(async () => (await a.room.publish('after heal')).recipients, { timeout: 15_000 }).toEqual([b.node.peerId])
     expect(new TextDecoder().decode((await got).data)).toBe('after heal')
     expect(leaves).toBe(0)
+  })
+})
+
+describe('room node and its relay', () => {
+  // circuit-relay-v2's relay discovery redials a known relay to restore its reservation; we
+  // rely on it (a tab that lost its relay could never be found by a newcomer again)
+  it('reconnects to its relay after the connection drops, and can be found again', async () => {
+    const name = uniqueRoom('blip')
+    const a = await createRoomNode({ relays: [relayAddr] })
+    members = [{ node: a, room: await a.joinRoom(name) }]
+    const relayPeer = peerIdFromString(relayAddr.split('/p2p/')[1])
+    for (const conn of a.libp2p.getConnections(relayPeer)) conn.abort(new Error('simulated network loss'))
+    expect(a.libp2p.getConnections(relayPeer)).toHaveLength(0)
+
+    // a newcomer can only find and reach a through the relay
+    const b = await createRoomNode({ relays: [relayAddr] })
+    const bRoom = await b.joinRoom(name)
+    members.push({ node: b, room: bRoom })
+    await Promise.all([joinedAll(members[0].room, [b.peerId]), joinedAll(bRoom, [a.peerId])])
+    expect(a.libp2p.getConnections(relayPeer).length).toBeGreaterThan(0)
   })
 })
 
