@@ -80,7 +80,7 @@ export interface RelayStatus {
   reservations: number
   roomsFollowed: number
   uptimeMs: number
-  counters: { connectionsOpened: number, connectionsClosed: number, roomsRefused: number }
+  counters: { connectionsOpened: number, connectionsClosed: number, roomsRefused: number, announcementsRejected: number }
   transfer: TransferBytes
 }
 
@@ -174,7 +174,7 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
         reservations: liveReservations(),
         roomsFollowed: follower.size,
         uptimeMs: Date.now() - started,
-        counters: { connectionsOpened: byEvent.open ?? 0, connectionsClosed: byEvent.close ?? 0, roomsRefused: follower.refused },
+        counters: { connectionsOpened: byEvent.open ?? 0, connectionsClosed: byEvent.close ?? 0, roomsRefused: follower.refused, announcementsRejected: follower.rejected },
         transfer: await transferBytes(registry)
       }
     },

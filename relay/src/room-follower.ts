@@ -3,8 +3,10 @@
  * announcements between members that are not yet connected to each other. It never subscribes
  * to a room's data topic: room traffic has no path through the relay.
  */
+import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { DISCOVERY_TOPIC_PREFIX } from 'p2p-rooms/constants'
-import type { GossipSub } from '@libp2p/gossipsub'
+import { decodeAnnouncement } from 'p2p-rooms/wire'
+import type { GossipSub, TopicValidatorFn } from '@libp2p/gossipsub'
 import type { Logger, Startable } from '@libp2p/interface'
 
 export interface RoomFollowerInit {
@@ -19,7 +21,10 @@ export class RoomFollower implements Startable {
   /** followed topic → time it was last seen without subscribers (undefined while it has some) */
   private readonly followed = new Map<string, number | undefined>()
   private sweepTimer?: ReturnType<typeof setInterval>
+  /** Rooms not followed because `maxRooms` was reached. */
   refused = 0
+  /** Discovery messages rejected as malformed, oversized or unsigned (not forwarded). */
+  rejected = 0
 
   constructor (pubsub: GossipSub, init: RoomFollowerInit) {
     this.pubsub = pubsub
@@ -39,7 +44,10 @@ export class RoomFollower implements Startable {
   stop (): void {
     this.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
     clearInterval(this.sweepTimer)
-    for (const topic of this.followed.keys()) this.pubsub.unsubscribe(topic)
+    for (const topic of this.followed.keys()) {
+      this.pubsub.unsubscribe(topic)
+      this.pubsub.topicValidators.delete(topic)
+    }
     this.followed.clear()
   }
 
@@ -56,8 +64,19 @@ export class RoomFollower implements Startable {
         continue
       }
       this.followed.set(topic, undefined)
+      this.pubsub.topicValidators.set(topic, this.validate)
       this.pubsub.subscribe(topic)
     }
+  }
+
+  /**
+   * Only well-formed announcements from their own sender are forwarded: the relay must not fan
+   * out junk to a room, and gossipsub lowers the score of a peer whose messages are rejected.
+   */
+  private readonly validate: TopicValidatorFn = (_peer, msg) => {
+    if (msg.type === 'signed' && decodeAnnouncement(msg.data, msg.from.toString()) !== undefined) return TopicValidatorResult.Accept
+    this.rejected++
+    return TopicValidatorResult.Reject
   }
 
   /** Unsubscribes from rooms that have had no subscriber for `roomTtl`: nothing outlives a room. */
@@ -71,6 +90,7 @@ export class RoomFollower implements Startable {
       } else if (now - emptySince >= this.init.roomTtl) {
         this.followed.delete(topic)
         this.pubsub.unsubscribe(topic)
+        this.pubsub.topicValidators.delete(topic)
       }
     }
   }

@@ -10,7 +10,8 @@ import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { afterAll, describe, expect, inject, it } from 'vitest'
-import { DISCOVERY_TOPIC_PREFIX, ROOM_TOPIC_PREFIX } from '../../src/constants.js'
+import { DISCOVERY_TOPIC_PREFIX, MAX_ANNOUNCEMENT_BYTES, ROOM_TOPIC_PREFIX } from '../../src/constants.js'
+import { encodeAnnouncement } from '../../src/wire.js'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Libp2p } from 'libp2p'
 
@@ -33,6 +34,11 @@ async function client (): Promise<Client> {
   clients.push(node as Client)
   await node.dial(multiaddr(relayAddr))
   return node as Client
+}
+
+/** A well-formed announcement of `c` (the relay forwards nothing else). */
+function announcementOf (c: Client): Uint8Array {
+  return encodeAnnouncement({ v: 1, kind: 'announce', addrs: [`/ip4/127.0.0.1/tcp/1/ws/p2p/${relayPeer}/p2p-circuit/webrtc/p2p/${c.peerId.toString()}`] })
 }
 
 /** Resolves once the relay has told `c` it subscribes to `topic`. */
@@ -63,9 +69,32 @@ describe('relay room discovery', () => {
       p.services.pubsub.subscribe(topic)
     })
     await Promise.all(peers.map(async (p) => { await relayFollows(p, topic) }))
-    await Promise.all(peers.map(async (p) => p.services.pubsub.publish(topic, new TextEncoder().encode('here'))))
+    await Promise.all(peers.map(async (p) => p.services.pubsub.publish(topic, announcementOf(p))))
 
     await expect.poll(() => seen.map((s) => s.size), { timeout: 20_000 }).toEqual(peers.map(() => peers.length - 1))
+  })
+
+  it('forwards well-formed announcements only, rejecting oversized and malformed ones', async () => {
+    const topic = `${DISCOVERY_TOPIC_PREFIX}junk-${Date.now()}`
+    const [sender, receiver] = await Promise.all([client(), client()])
+    const got: Uint8Array[] = []
+    receiver.services.pubsub.addEventListener('message', (e) => { if (e.detail.topic === topic) got.push(e.detail.data) })
+    for (const c of [sender, receiver]) c.services.pubsub.subscribe(topic)
+    await Promise.all([relayFollows(sender, topic), relayFollows(receiver, topic)])
+    const before = (await (await fetch(`${relayHttp}/status`)).json()).counters.announcementsRejected
+
+    const own = `/ip4/127.0.0.1/tcp/1/ws/p2p/${relayPeer}/p2p-circuit/webrtc/p2p/${sender.peerId.toString()}`
+    const valid = announcementOf(sender)
+    await sender.services.pubsub.publish(topic, new Uint8Array(MAX_ANNOUNCEMENT_BYTES + 1).fill(0x20))
+    await sender.services.pubsub.publish(topic, new TextEncoder().encode('{"v":1,"kind":"announce"'))
+    await sender.services.pubsub.publish(topic, encodeAnnouncement({ v: 1, kind: 'announce', addrs: [own.replace(sender.peerId.toString(), relayPeer)] }))
+    await sender.services.pubsub.publish(topic, valid)
+
+    // the relay forwards in order: once the valid one is here, any junk it forwarded would be too
+    await expect.poll(() => got.length, { timeout: 10_000 }).toBeGreaterThan(0)
+    expect(got).toEqual([valid])
+    const after = (await (await fetch(`${relayHttp}/status`)).json()).counters.announcementsRejected
+    expect(after - before).toBe(3)
   })
 
   it('never subscribes to a room data topic', async () => {
