@@ -4,7 +4,8 @@
  * gossipsub marks a peer as subscribed as soon as its SUBSCRIBE arrives, but `publish` silently
  * skips peers whose *outbound* stream is not open yet (`sendRpc` returns false), so an app that
  * publishes on "peer subscribed" can reach nobody. gossipsub 17 has no event for "outbound stream
- * open", so we read its `streamsOutbound` map; `test/node/rooms.test.ts` proves that a message
+ * open", so we read its `streamsOutbound` map (gossipsub is pinned at 17.1.1 for this);
+ * `test/node/rooms.test.ts` proves that a message
  * published right after `peer:join` arrives, and fails if this ever reads the wrong thing.
  */
 import type { GossipSub } from '@libp2p/gossipsub'
