@@ -46,7 +46,7 @@ export class RoomNodeImpl implements RoomNode {
         libp2p: this.libp2p,
         options: this.options,
         log: this.libp2p.logger.forComponent('p2p-rooms:room'),
-        ownAddrs: () => this.ownAddrs(),
+        ownAddrs: () => webRTCCircuitAddrs(this.libp2p),
         onLeft: (r) => { if (this.joined.get(r.name) === r) this.joined.delete(r.name) },
         onPeerGone: async (peers) => { await this.hangUpUnshared(peers) }
       })
@@ -65,13 +65,6 @@ export class RoomNodeImpl implements RoomNode {
     this.stopped = true
     await Promise.all([...this.joined.values()].map(async (r) => { await r.leave() }))
     await this.libp2p.stop()
-  }
-
-  /** Our reachable addresses: the WebRTC-over-circuit ones, one per relay reservation. */
-  private ownAddrs (): string[] {
-    return this.libp2p.getMultiaddrs()
-      .map((ma) => ma.toString())
-      .filter((a) => a.includes('/p2p-circuit/webrtc/'))
   }
 
   /** A direct connection to a peer we share no room with any more has no further use. */
@@ -136,12 +129,19 @@ export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKe
   return new RoomNodeImpl(libp2p, options, Date.now() - started)
 }
 
+/** Our reachable addresses: the WebRTC-over-circuit ones, one per relay reservation. */
+function webRTCCircuitAddrs (libp2p: Libp2p): string[] {
+  return libp2p.getMultiaddrs()
+    .map((ma) => ma.toString())
+    .filter((a) => a.includes('/p2p-circuit/webrtc/'))
+}
+
 /**
  * `getMultiaddrs()` is live, but `self:peer:update` is debounced by a second in libp2p's address
  * manager; the circuit listener's `transport:listening` fires as soon as a reservation is made.
  */
 async function waitForReservation (libp2p: Libp2p, timeoutMs: number): Promise<void> {
-  const has = (): boolean => libp2p.getMultiaddrs().some((ma) => ma.toString().includes('/p2p-circuit/webrtc/'))
+  const has = (): boolean => webRTCCircuitAddrs(libp2p).length > 0
   if (has()) return
   const events = ['transport:listening', 'self:peer:update'] as const
   await new Promise<void>((resolve, reject) => {
