@@ -73,20 +73,21 @@ async function closeAndExpectLeave (tabs: Tab[]): Promise<void> {
   }
 }
 
+/** The whole main path for `n` tabs: meet, go direct, talk without the relay, leave. */
+async function meetTalkAndLeave (n: number, perTab: number, size: number): Promise<void> {
+  const tabs = await meetInRoom(n, `tabs${n}-${Date.now()}`)
+  await expectAllDirect(tabs)
+  await exchangeWithoutRelay(tabs, perTab, size)
+  await closeAndExpectLeave(tabs)
+  await Promise.all(tabs.slice(1).map(async (t) => { await t.page.close() }))
+}
+
 describe('rooms in Chromium', () => {
   it('lets two tabs meet through the relay, go direct and talk without it', async () => {
-    const tabs = await meetInRoom(2, `two-${Date.now()}`)
-    await expectAllDirect(tabs)
-    await exchangeWithoutRelay(tabs, 50, 4096)
-    await closeAndExpectLeave(tabs)
-    await Promise.all(tabs.slice(1).map(async (t) => { await t.page.close() }))
+    await meetTalkAndLeave(2, 50, 4096)
   })
 
   it('lets six tabs meet, each direct to every other, every message delivered exactly once', async () => {
-    const tabs = await meetInRoom(6, `six-${Date.now()}`)
-    await expectAllDirect(tabs)
-    await exchangeWithoutRelay(tabs, 10, 2048)
-    await closeAndExpectLeave(tabs)
-    await Promise.all(tabs.slice(1).map(async (t) => { await t.page.close() }))
+    await meetTalkAndLeave(6, 10, 2048)
   })
 })
