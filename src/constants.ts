@@ -4,7 +4,7 @@
  */
 
 /** Version segment of every topic and protocol; bump on an incompatible wire change. */
-export const PROTOCOL_VERSION = '1'
+export const PROTOCOL_VERSION = '2'
 
 /** Prefix of the per-room discovery topic the relay follows (announcements only, no room traffic). */
 export const DISCOVERY_TOPIC_PREFIX = `/p2p-rooms/${PROTOCOL_VERSION}/discovery/`
@@ -44,3 +44,99 @@ export const MAX_ANNOUNCED_ADDRS = 16
 
 /** Largest room message accepted by `publish`, in bytes. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+
+/** Session type of a room when `joinRoom` names none. */
+export const DEFAULT_SESSION_TYPE = 'broadcast'
+
+/** How often a member tells the others it is present (a heartbeat over the room topic), in ms. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 2_000
+
+/**
+ * A member not heard from (heartbeat or message) for this long leaves with reason `'timeout'`, in ms.
+ * Four missed heartbeats: one late heartbeat on a saturated CPU must not evict a live peer.
+ */
+export const DEFAULT_PRESENCE_TIMEOUT_MS = 8_000
+
+/** Room messages (publish + send) a member may send per second, refilling its token bucket. */
+export const DEFAULT_MESSAGES_PER_SECOND = 50
+
+/** Room messages a member may send in one burst: the token bucket's capacity. */
+export const DEFAULT_BURST = 100
+
+/**
+ * Control messages (heartbeats, handoffs) accepted per second from one member, and their burst;
+ * a member sends one heartbeat per interval, so this only stops floods.
+ */
+export const CONTROL_MESSAGES_PER_SECOND = 5
+export const CONTROL_BURST = 20
+
+/** Recent messages each member keeps for late joiners, per room. */
+export const DEFAULT_HISTORY_SIZE = 100
+
+/** How long a joiner waits for a member's backlog before delivering live messages anyway, in ms. */
+export const HISTORY_TIMEOUT_MS = 5_000
+
+/** How long an out-of-order message waits for the ones before it, before those count as a gap, in ms. */
+export const REORDER_WINDOW_MS = 1_000
+
+/** Out-of-order messages held per sender; beyond, the missing ones count as a gap. */
+export const MAX_HELD_PER_SENDER = 256
+
+/** Senders whose rate a receiver tracks at once per room (least recently seen forgotten first). */
+export const MAX_TRACKED_SENDERS = 4_096
+
+/** Protocol of addressed messages in a `'pairwise'` room, over a direct connection. */
+export const PAIRWISE_PROTOCOL = `/p2p-rooms/${PROTOCOL_VERSION}/pairwise`
+
+/** Protocol a joiner asks a member for the room's recent messages with, over a direct connection. */
+export const HISTORY_PROTOCOL = `/p2p-rooms/${PROTOCOL_VERSION}/history`
+
+/** Bytes a frame on those protocols may carry beyond a message's payload (header, label, AES-GCM IV and tag). */
+export const FRAME_OVERHEAD_BYTES = 1_024
+
+/** Which key a node uses when it is given none: one per browser tab, kept across its reloads. */
+export const DEFAULT_IDENTITY = 'tab'
+
+/** sessionStorage key of a tab's private key (libp2p protobuf, base64): per tab, survives its reloads. */
+export const TAB_IDENTITY_STORAGE_KEY = 'p2p-rooms:peer-key'
+
+/** IndexedDB database of the `'persistent'` identity (version 1, one object store). */
+export const PERSISTENT_IDENTITY_DB = 'p2p-rooms'
+
+/** Object store in that database holding the key (libp2p protobuf bytes). */
+export const PERSISTENT_IDENTITY_STORE = 'identity'
+
+/** Record key of the private key in that store. */
+export const PERSISTENT_IDENTITY_KEY = 'peer-key'
+
+/** Web Lock name prefix, followed by the peer ID: held by the page using that key, until `stop()`. */
+export const IDENTITY_LOCK_PREFIX = 'p2p-rooms:peer:'
+
+/**
+ * How long a page waits for a stored key's Web Lock before using a fresh key instead, in ms. A
+ * reload's new page can ask before the old page has unloaded and released it; another live tab
+ * never releases it, so the wait is bounded.
+ */
+export const IDENTITY_LOCK_WAIT_MS = 500
+
+/**
+ * Topic on which the relays of a federation publish their peer records (libp2p pubsub peer
+ * discovery); room nodes listen to it to learn relays they can fail over to.
+ */
+export const RELAYS_TOPIC = `/p2p-rooms/${PROTOCOL_VERSION}/relays`
+
+/** Relay reservations a node holds at once. */
+export const DEFAULT_MAX_RELAYS = 2
+
+/** Relays a node remembers (configured and learned from the federation). */
+export const MAX_KNOWN_RELAYS = 64
+
+/** First wait before dialing a relay again after a failed dial, doubled per failure up to the next, in ms. */
+export const RELAY_REDIAL_MIN_MS = 1_000
+export const RELAY_REDIAL_MAX_MS = 60_000
+
+/**
+ * How long after we connected to a relay its reservation counts as on its way (identify, then
+ * circuit-relay-v2's RESERVE, which it gives 5 s), before another relay is dialed instead, in ms.
+ */
+export const RELAY_RESERVATION_GRACE_MS = 6_000

@@ -31,3 +31,51 @@ export class RoomClosedError extends Error {
   static name = 'RoomClosedError'
   name = 'RoomClosedError'
 }
+
+/** `publish` or `send` exceeded the room's rate limit (a token bucket of `messagesPerSecond` and `burst`); retry later. */
+export class RateLimitedError extends Error {
+  static name = 'RateLimitedError'
+  name = 'RateLimitedError'
+  /** How long until a message would be accepted, in ms. */
+  retryAfterMs: number
+  constructor (message: string, retryAfterMs: number) {
+    super(message)
+    this.retryAfterMs = retryAfterMs
+  }
+}
+
+/** Only the room's host may do this: `publish` in a `'one-way'` room, or `handOffHost`. */
+export class NotHostError extends Error {
+  static name = 'NotHostError'
+  name = 'NotHostError'
+}
+
+/** The call does not fit the room's session type: `publish` in a `'pairwise'` room, `send` in any other. */
+export class SessionTypeError extends Error {
+  static name = 'SessionTypeError'
+  name = 'SessionTypeError'
+}
+
+/** The peer named is not a member of the room, or is not reachable over a direct connection yet. */
+export class PeerNotFoundError extends Error {
+  static name = 'PeerNotFoundError'
+  name = 'PeerNotFoundError'
+}
+
+/** `joinRoom` options are invalid: an unknown session type, an empty secret, a non-positive limit. */
+export class InvalidRoomOptionsError extends Error {
+  static name = 'InvalidRoomOptionsError'
+  name = 'InvalidRoomOptionsError'
+}
+
+/** `iceServersUrl` did not answer `{ iceServers: RTCIceServer[] }`: unreachable, an HTTP error, or another body. */
+export class IceServersFetchError extends Error {
+  static name = 'IceServersFetchError'
+  name = 'IceServersFetchError'
+}
+
+/** The `identity` option is not `'tab'`, `'persistent'` or `'ephemeral'`. */
+export class InvalidIdentityError extends Error {
+  static name = 'InvalidIdentityError'
+  name = 'InvalidIdentityError'
+}

@@ -21,25 +21,44 @@
  */
 import {
   DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_DIAL_ATTEMPTS, DEFAULT_DIAL_BACKOFF_MS, DEFAULT_DIAL_TAKEOVER_MS,
-  DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PEER_TTL_MS, DEFAULT_RESERVATION_TIMEOUT_MS
+  DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_IDENTITY, DEFAULT_PRESENCE_TIMEOUT_MS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PEER_TTL_MS, DEFAULT_RESERVATION_TIMEOUT_MS
 } from './constants.js'
+import { DEFAULT_MAX_RELAYS } from './constants.js'
 import { startRoomNode } from './room-node.js'
 import type { RoomNodeServices } from './node-config.js'
 import type { PeerPath } from './paths.js'
+import type { DropReason } from './room-messages.js'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 import type { TypedEventTarget } from 'main-event'
 
 export { InvalidRoomNameError, MessageTooLargeError, NoRelaysError, ReservationTimeoutError, RoomClosedError } from './errors.js'
+export { InvalidRoomOptionsError, NotHostError, PeerNotFoundError, RateLimitedError, SessionTypeError } from './errors.js'
+export type { DropReason } from './room-messages.js'
+export { IceServersFetchError } from './errors.js'
+export { InvalidIdentityError } from './errors.js'
 export type { PeerPath, RoomNodeServices }
 
 export interface RoomNodeInit {
   /** Relay multiaddrs, each ending in `/p2p/<relay peer ID>`; at least one is required. */
   relays?: string[]
-  /** The node's identity; a fresh Ed25519 key per node when absent. @default undefined */
+  /** The node's key, e.g. from `generateKeyPair('Ed25519')`; when given, `identity` is ignored. @default undefined */
   privateKey?: PrivateKey
+  /**
+   * Which key the node uses without `privateKey`: `'tab'` one per browser tab, kept across its
+   * reloads (sessionStorage); `'persistent'` one per browser profile, kept across restarts
+   * (IndexedDB); `'ephemeral'` a fresh one. A stored key another tab is using is never shared:
+   * the node falls back to a fresh per-tab key, and `node.identity` says which it got. @default 'tab'
+   */
+  identity?: IdentityKind
   /** STUN/TURN servers for WebRTC (`RTCIceServer[]`); none works on one host or one LAN. @default [] */
   iceServers?: RTCIceServer[]
+  /**
+   * URL of a relay's `/ice-servers` (its `--http` endpoint), answering `{ iceServers }` with freshly
+   * minted TURN credentials; `createRoomNode` fetches it once and uses those servers after
+   * `iceServers`, and throws `IceServersFetchError` if it cannot. @default undefined
+   */
+  iceServersUrl?: string
   /** `'relay'` forces WebRTC through TURN. @default 'all' */
   iceTransportPolicy?: RTCIceTransportPolicy
   /** How often a member re-announces itself through the relay, in ms. @default 10000 */
@@ -56,11 +75,38 @@ export interface RoomNodeInit {
   dialTimeout?: number
   /** How long the peer with the larger peer ID waits for the other to dial before dialing itself, in ms. @default 4000 */
   dialTakeover?: number
-  /** Largest payload `publish` accepts, in bytes. @default 65536 */
+  /** Largest payload `publish` accepts, in bytes; a room's own `maxMessageBytes` overrides it. @default 65536 */
   maxMessageBytes?: number
+  /** How often a member sends a heartbeat to the room's members, in ms. @default 2000 */
+  heartbeatInterval?: number
+  /** A joined member not heard from for this long leaves with reason `'timeout'`, in ms. @default 8000 */
+  presenceTimeout?: number
+  /**
+   * Relay reservations held at once, each on a different relay: the configured relays and those
+   * learned from them (relays federate and publish their records), so a node keeps being
+   * reachable, and reserves on another known relay, when one goes away. @default 2
+   */
+  maxRelays?: number
 }
 
-export type ResolvedRoomNodeOptions = Required<Omit<RoomNodeInit, 'privateKey' | 'iceTransportPolicy'>> & Pick<RoomNodeInit, 'iceTransportPolicy'>
+/** Where a node's key is kept: per browser tab, per browser profile, or nowhere. */
+export type IdentityKind = 'tab' | 'persistent' | 'ephemeral'
+
+/** The key a node ended up with. */
+export interface RoomNodeIdentity {
+  /**
+   * Where its key is kept: `'tab'` in this tab's sessionStorage, `'persistent'` in IndexedDB,
+   * `'ephemeral'` nowhere (no storage or no Web Locks here, e.g. Node or a non-secure origin),
+   * `'supplied'` by the caller (`privateKey`).
+   */
+  kind: IdentityKind | 'supplied'
+  /** The peer ID of that key. */
+  peerId: string
+  /** `true` when the key was read back from storage: the same peer ID as before. */
+  restored: boolean
+}
+
+export type ResolvedRoomNodeOptions = Required<Omit<RoomNodeInit, 'privateKey' | 'iceTransportPolicy' | 'iceServersUrl'>> & Pick<RoomNodeInit, 'iceTransportPolicy' | 'iceServersUrl'>
 
 /** A peer in a room and how it is reached right now. */
 export interface RoomPeer {
@@ -68,23 +114,88 @@ export interface RoomPeer {
   path: PeerPath
 }
 
-/** Why a peer left: it said so, the relay no longer reaches it, or it went silent past `peerTtl`. */
+/**
+ * Why a peer left: it said so (`'left'`), the relay no longer reaches it (`'unreachable'`), or it
+ * went silent: no heartbeat for `presenceTimeout` once joined, no announcement for `peerTtl` before.
+ */
 export type LeaveReason = 'left' | 'unreachable' | 'timeout'
 
+/**
+ * The rules of a room, declared at join and enforced by every receiver:
+ * - `'broadcast'`: every member publishes to every member.
+ * - `'one-way'`: only the host publishes; data from anyone else is dropped (`dropped.notHost`).
+ * - `'pairwise'`: messages are addressed with `send(peerId, data)` and travel over a direct
+ *   stream to that peer alone; `publish` is refused.
+ *
+ * The type is part of the room's identity: the same name with two types is two rooms.
+ */
+export type SessionType = 'broadcast' | 'one-way' | 'pairwise'
+
+export interface JoinRoomInit {
+  /** The room's session type. @default 'broadcast' */
+  type?: SessionType
+  /**
+   * Makes the room private: its topics are derived from name, type and secret (HKDF-SHA-256), so
+   * the relay and non-members never learn the name, and every message is sealed with AES-GCM
+   * under a key derived from the secret. A peer with another secret is in another room: it
+   * neither sees the members nor reads or injects messages. Use a high-entropy secret: whoever
+   * can guess it can join. @default undefined
+   */
+  secret?: string | Uint8Array
+  /** Largest payload `publish`/`send` accepts, and receivers accept, in bytes; the node's `maxMessageBytes` when absent. */
+  maxMessageBytes?: number
+  /** Messages a member may send per second (token bucket refill), enforced by sender and receivers. @default 50 */
+  messagesPerSecond?: number
+  /** Messages a member may send in a burst (token bucket capacity). @default 100 */
+  burst?: number
+  /** Recent messages kept for late joiners (not in pairwise rooms); 0 keeps none. @default 100 */
+  historySize?: number
+}
+
 export interface RoomMessage {
-  /** Peer ID of the sender, from the signed gossipsub envelope. */
+  /** Peer ID of the sender, from the signed gossipsub envelope or the direct stream. */
   from: string
   data: Uint8Array
   /** The room's name. */
   topic: string
+  /** The sender's sequence number: 1, 2, 3… per sender (per pair in a pairwise room). */
+  seq: number
+  /** Part of the backlog a member served us on joining, delivered before live messages. */
+  history: boolean
 }
 
 export interface RoomPeerStats {
+  /** How we reach it now. */
+  path: PeerPath
+  /** Whether it is a member: reachable directly and heard from. */
+  joined: boolean
   dialAttempts: number
   dialSuccesses: number
   dialFailures: number
   /** `name: message` of the last failed direct dial. */
   lastError?: string
+  /** Last round-trip time over the direct connection (libp2p's connection monitor), in ms. */
+  rttMs?: number
+  /** Time since its last heartbeat or message, in ms. */
+  lastHeardMs?: number
+}
+
+export interface RoomStats {
+  type: SessionType
+  /** The host's peer ID. */
+  host: string
+  messages: {
+    /** Data messages sent. */
+    sent: number
+    /** Data messages delivered to us (live and backlog). */
+    received: number
+    /** Messages dropped on receipt, by reason (see `DropReason`). */
+    dropped: Record<DropReason, number>
+    /** Sequence numbers never received. */
+    gaps: number
+  }
+  /** Per member. */
+  peers: Record<string, RoomPeerStats>
 }
 
 export interface PublishResult {
@@ -124,41 +235,126 @@ export interface RoomEvents {
    * @example room.addEventListener('message', (e) => { print(e.detail.from, e.detail.data) })
    */
   'message': CustomEvent<RoomMessage>
+  /**
+   * The room's host changed: the host left or went silent, handed off, or a member with an
+   * earlier rank joined. Members that see the same members report the same host.
+   *
+   * @example room.addEventListener('host:change', (e) => { crown(e.detail.host) })
+   */
+  'host:change': CustomEvent<{ host: string, previous: string }>
+  /**
+   * Messages `first`…`last` from `from` will never be delivered: lost, dropped by a limit, or
+   * waited for longer than the reorder window (1 s).
+   *
+   * @example room.addEventListener('gap', (e) => { warn(e.detail.from, e.detail.last - e.detail.first + 1) })
+   */
+  'gap': CustomEvent<{ from: string, first: number, last: number }>
 }
 
 export interface Room extends TypedEventTarget<RoomEvents> {
   readonly name: string
-  /** Largest payload `publish` accepts, in bytes (the node's `maxMessageBytes`). */
+  readonly type: SessionType
+  /** Whether it was joined with a `secret`. */
+  readonly private: boolean
+  /**
+   * The host's peer ID: the member with the lowest rank (join time, lowered by a handoff), ties
+   * broken by the smaller peer ID. Ourselves until we meet the others.
+   */
+  readonly host: string
+  /** Largest payload `publish` accepts, in bytes. */
   readonly maxMessageBytes: number
   /** Every member known: `'direct'` once our WebRTC connection to it is open, else `'relayed'`. */
   peers(): RoomPeer[]
-  /** Direct-dial counters per peer ID. */
-  stats(): Record<string, RoomPeerStats>
+  /** Message counters and, per peer, dial counters, path and RTT. */
+  stats(): RoomStats
   /**
    * Sends to every joined peer over direct connections.
    *
    * @throws MessageTooLargeError when the payload exceeds `maxMessageBytes`
+   * @throws RateLimitedError when over `messagesPerSecond`/`burst` (`retryAfterMs` says when to retry)
+   * @throws NotHostError in a `'one-way'` room when we are not the host
+   * @throws SessionTypeError in a `'pairwise'` room
    * @throws RoomClosedError after `leave()`
    */
   publish(data: Uint8Array | string): Promise<PublishResult>
+  /**
+   * Sends to one member of a `'pairwise'` room over a direct stream; nobody else receives it.
+   *
+   * @throws PeerNotFoundError when `peerId` is not a joined member
+   * @throws SessionTypeError in any other room type
+   * @throws MessageTooLargeError, RateLimitedError, RoomClosedError as `publish`
+   */
+  send(peerId: string, data: Uint8Array | string): Promise<void>
+  /**
+   * Hands the host role to a joined member; only the host may.
+   *
+   * @throws NotHostError when we are not the host
+   * @throws PeerNotFoundError when `peerId` is not a joined member
+   */
+  handOffHost(peerId: string): Promise<void>
   /** Leaves the room; peers get `peer:leave` with reason `'left'`. Idempotent. */
   leave(): Promise<void>
+}
+
+/** A relay the node knows: configured, or learned from the federation of relays. */
+export interface RelayInfo {
+  peerId: string
+  /** The multiaddr we reach it at (or would dial). */
+  multiaddr: string
+  /** Whether a connection to it is open. */
+  connected: boolean
+  /** Whether we hold a reservation on it: room peers can reach us through it. */
+  reserved: boolean
+}
+
+export interface RelayEvents {
+  /**
+   * A relay we were not configured with was learned (from the relays' federation, or as the
+   * relay of a room peer); the node reserves on it if it needs one.
+   *
+   * @example node.relays.addEventListener('relay:discover', (e) => { show(e.detail.multiaddr, 'known') })
+   */
+  'relay:discover': CustomEvent<RelayInfo>
+  /**
+   * A reservation on a relay was made: room peers can reach us through it from now on.
+   *
+   * @example node.relays.addEventListener('relay:connect', (e) => { show(e.detail.multiaddr, 'reserved') })
+   */
+  'relay:connect': CustomEvent<RelayInfo>
+  /**
+   * A reservation is gone: the relay went away or our connection to it dropped. Rooms and direct
+   * connections stay; the node reserves on another known relay.
+   *
+   * @example node.relays.addEventListener('relay:disconnect', (e) => { show(e.detail.multiaddr, 'lost') })
+   */
+  'relay:disconnect': CustomEvent<RelayInfo>
+}
+
+/** The relays of a node (`node.relays`). */
+export interface Relays extends TypedEventTarget<RelayEvents> {
+  /** Every relay known, configured or learned, and whether we are connected to and reserved on it. */
+  list(): RelayInfo[]
 }
 
 export interface RoomNode {
   /** This node's peer ID. */
   readonly peerId: string
+  /** Which key it uses and where that key is kept; it stays this page's until `stop()`. */
+  readonly identity: RoomNodeIdentity
   /** The underlying libp2p node, for inspection. */
   readonly libp2p: Libp2p<RoomNodeServices>
   /** Time from `createRoomNode` to the first relay reservation, in ms. */
   readonly reservationMs: number
+  /** The relays this node knows and holds reservations on, with `relay:*` events. */
+  readonly relays: Relays
   /**
-   * Joins a room by name; joining the same name again returns the same `Room`.
+   * Joins a room by name; joining the same name, type and secret again returns the same `Room`.
    *
    * @throws InvalidRoomNameError for an empty name or one over 256 characters
+   * @throws InvalidRoomOptionsError for an unknown type, an empty secret or a non-positive limit
    * @throws RoomClosedError after `stop()`
    */
-  joinRoom(name: string): Promise<Room>
+  joinRoom(name: string, init?: JoinRoomInit): Promise<Room>
   /** The rooms currently joined. */
   getRooms(): Room[]
   /** Leaves every room and stops libp2p. Idempotent. */
@@ -170,11 +366,15 @@ export interface RoomNode {
  *
  * @throws NoRelaysError when `relays` is empty
  * @throws ReservationTimeoutError when no relay grants a reservation within `reservationTimeout`
+ * @throws IceServersFetchError when `iceServersUrl` is given and does not answer `{ iceServers }`
+ * @throws InvalidIdentityError when `identity` is not `'tab'`, `'persistent'` or `'ephemeral'`
  */
 export async function createRoomNode (init: RoomNodeInit = {}): Promise<RoomNode> {
   return startRoomNode({
     relays: init.relays ?? [],
     iceServers: init.iceServers ?? [],
+    iceServersUrl: init.iceServersUrl,
+    identity: init.identity ?? DEFAULT_IDENTITY,
     iceTransportPolicy: init.iceTransportPolicy,
     announceInterval: init.announceInterval ?? DEFAULT_ANNOUNCE_INTERVAL_MS,
     peerTtl: init.peerTtl ?? DEFAULT_PEER_TTL_MS,
@@ -183,6 +383,9 @@ export async function createRoomNode (init: RoomNodeInit = {}): Promise<RoomNode
     dialBackoff: init.dialBackoff ?? DEFAULT_DIAL_BACKOFF_MS,
     dialTimeout: init.dialTimeout ?? DEFAULT_DIAL_TIMEOUT_MS,
     dialTakeover: init.dialTakeover ?? DEFAULT_DIAL_TAKEOVER_MS,
-    maxMessageBytes: init.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+    maxMessageBytes: init.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    heartbeatInterval: init.heartbeatInterval ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+    presenceTimeout: init.presenceTimeout ?? DEFAULT_PRESENCE_TIMEOUT_MS,
+    maxRelays: init.maxRelays ?? DEFAULT_MAX_RELAYS
   }, init.privateKey)
 }

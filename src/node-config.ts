@@ -9,9 +9,10 @@ import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { webRTC } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
+import { relayRecords } from './relays.js'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
-import type { PrivateKey } from '@libp2p/interface'
+import type { PeerDiscovery, PrivateKey } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { Libp2pOptions } from 'libp2p'
 
@@ -19,6 +20,7 @@ export type RoomNodeServices = {
   identify: Identify
   ping: Ping
   pubsub: GossipSub
+  relayDiscovery: PeerDiscovery
 }
 
 export interface NodeConfigInit {
@@ -26,6 +28,8 @@ export interface NodeConfigInit {
   iceServers: RTCIceServer[]
   iceTransportPolicy?: RTCIceTransportPolicy
   dialTimeout: number
+  /** reservations to hold: one `/p2p-circuit` listen address each */
+  maxRelays: number
 }
 
 export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeServices> {
@@ -33,8 +37,9 @@ export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeSer
     privateKey: init.privateKey,
     addresses: {
       listen: [
-        // a reservation on each configured relay, so peers can reach us through it
-        '/p2p-circuit',
+        // one reservation per `/p2p-circuit` address, each on a different relay, so peers can
+        // reach us through any of them and a relay going away leaves us reachable
+        ...Array.from({ length: Math.max(1, init.maxRelays) }, () => '/p2p-circuit'),
         // accept WebRTC connections whose SDP/ICE exchange runs over that relayed connection
         '/webrtc'
       ]
@@ -87,7 +92,10 @@ export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeSer
         // every room peer we dialed through a circuit shows the relay's IP in its remote address:
         // gossipsub's per-IP penalty (P6, past 10 peers) would push a large room out of our mesh
         scoreParams: { IPColocationFactorWeight: 0 }
-      })
+      }),
+      // the federation's relays publish their peer records on a topic; we only listen, to learn
+      // relays to reserve on when ours go away (relays.ts dials them)
+      relayDiscovery: relayRecords()
     }
   }
 }

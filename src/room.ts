@@ -1,19 +1,30 @@
 /**
  * Room semantics: membership learned through the relay, a direct WebRTC connection to every
- * member, readiness before `peer:join`, healing of dropped connections, and expiry.
+ * member, readiness before `peer:join`, healing of dropped connections, presence (heartbeats
+ * and expiry), the host rule, the session type's rules, and the backlog for late joiners.
+ * What each message must satisfy lives in room-messages.ts.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { HISTORY_TIMEOUT_MS } from './constants.js'
 import { dialWithRetry, isPeerGoneError } from './dialer.js'
-import { MessageTooLargeError, RoomClosedError } from './errors.js'
+import { NotHostError, PeerNotFoundError, RoomClosedError, SessionTypeError } from './errors.js'
 import { canPublishTo } from './gossip-readiness.js'
+import { acceptRankClaim, electHost, handoffRank } from './host.js'
 import { isDirect, isRelayed, pathOf } from './paths.js'
-import { KIND_DATA, decodeAnnouncement, decodeRoomMessage, encodeAnnouncement, encodeRoomMessage, roomTopics } from './wire.js'
-import type { ResolvedRoomNodeOptions, RoomEvents, Room, RoomPeer, RoomPeerStats, LeaveReason, PublishResult } from './index.js'
+import { RoomMessages } from './room-messages.js'
+import {
+  KIND_DATA, KIND_HANDOFF, KIND_HEARTBEAT, decodeAnnouncement, decodeHandoff, decodeLabelled, encodeAnnouncement,
+  encodeHandoff, encodeLabelled, roomTopics
+} from './wire.js'
+import type { ResolvedRoomNodeOptions, RoomEvents, Room, RoomPeer, RoomPeerStats, LeaveReason, PublishResult, SessionType, RoomStats } from './index.js'
 import type { RoomNodeServices } from './node-config.js'
+import type { Delivery, OpenedMessage } from './room-messages.js'
+import type { Release } from './sequence.js'
 import type { Message } from '@libp2p/gossipsub'
-import type { Connection, Logger } from '@libp2p/interface'
+import type { Connection, Logger, PeerId } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 
 export interface RoomContext {
@@ -26,80 +37,203 @@ export interface RoomContext {
   onLeft: (room: RoomImpl) => void
   /** Peers that left this room: the node hangs up on those it shares no other room with. */
   onPeerGone: (peers: string[]) => Promise<void>
+  /** Sends a pairwise frame to `peer` over its direct connection. */
+  sendFrame: (peer: string, frame: Uint8Array) => Promise<void>
+  /** Asks `peer` for this room's backlog over a direct connection. */
+  requestHistory: (peer: string, request: Uint8Array, signal: AbortSignal) => Promise<Uint8Array[]>
+}
+
+/** A room's own settings, resolved from `joinRoom`'s options. */
+export interface RoomSettings {
+  type: SessionType
+  maxMessageBytes: number
+  messagesPerSecond: number
+  burst: number
+  historySize: number
+  /** Set for a private room: its topic ID and AES-GCM key, both derived from the secret. */
+  secret?: { topicId: string, key: CryptoKey }
 }
 
 interface Member {
   peerId: string
   addrs: string[]
+  /** last announcement, or direct connection, seen: expiry of a member not yet joined */
   lastSeen: number
+  /** last valid room message (heartbeat or data): presence of a joined member */
+  lastHeard?: number
+  /** host rank, from the header of its first valid room message (see host.ts) */
+  rank?: number
   joined: boolean
+  /** we sent a heartbeat since it became reachable */
+  greeted: boolean
   dialing?: AbortController
   takeover?: ReturnType<typeof setTimeout>
-  stats: RoomPeerStats
+  stats: Pick<RoomPeerStats, 'dialAttempts' | 'dialSuccesses' | 'dialFailures' | 'lastError'>
 }
 
 const encoder = new TextEncoder()
+const EMPTY = new Uint8Array(0)
+
+type HistoryState = 'idle' | 'fetching' | 'done'
 
 export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   readonly name: string
+  readonly type: SessionType
   readonly topics: { discovery: string, room: string }
   private readonly ctx: RoomContext
+  private readonly settings: RoomSettings
+  private readonly messages: RoomMessages
   private readonly members = new Map<string, Member>()
   private readonly abort = new AbortController()
+  /** our host rank: join time, lowered when the host hands its role to us */
+  private rank = Date.now()
+  private currentHost: string
   private announceTimer?: ReturnType<typeof setInterval>
+  private heartbeatTimer?: ReturnType<typeof setInterval>
+  private presenceTimer?: ReturnType<typeof setInterval>
+  private flushTimer?: ReturnType<typeof setTimeout>
   private replyTimer?: ReturnType<typeof setTimeout>
+  private greetTimer?: ReturnType<typeof setTimeout>
+  private history: HistoryState = 'idle'
+  /** live data that arrived while the backlog was being fetched, delivered after it */
+  private readonly heldForHistory: Array<{ delivery: Delivery, pair: boolean }> = []
   private closed = false
 
-  constructor (name: string, ctx: RoomContext) {
+  constructor (name: string, settings: RoomSettings, ctx: RoomContext) {
     super()
     this.name = name
+    this.type = settings.type
+    this.settings = settings
     this.ctx = ctx
-    this.topics = roomTopics(name)
+    this.topics = roomTopics(name, settings.type, settings.secret?.topicId)
+    this.currentHost = this.self
+    this.messages = new RoomMessages({
+      topic: this.topics.room,
+      maxMessageBytes: settings.maxMessageBytes,
+      messagesPerSecond: settings.messagesPerSecond,
+      burst: settings.burst,
+      historySize: settings.type === 'pairwise' ? 0 : settings.historySize,
+      key: settings.secret?.key
+    })
   }
 
   get self (): string {
     return this.ctx.libp2p.peerId.toString()
   }
 
+  get private (): boolean {
+    return this.settings.secret !== undefined
+  }
+
+  get host (): string {
+    return this.currentHost
+  }
+
+  get maxMessageBytes (): number {
+    return this.settings.maxMessageBytes
+  }
+
   start (): void {
     const { pubsub } = this.ctx.libp2p.services
+    // every receiver enforces the room's rules before gossipsub delivers or forwards a message
+    pubsub.topicValidators.set(this.topics.room, async (peer, msg) => this.validate(peer, msg))
     pubsub.subscribe(this.topics.room)
     pubsub.subscribe(this.topics.discovery)
     this.announce()
-    this.announceTimer = setInterval(() => { this.tick() }, this.ctx.options.announceInterval)
+    const { announceInterval, heartbeatInterval, presenceTimeout } = this.ctx.options
+    this.announceTimer = setInterval(() => { this.tick() }, announceInterval)
+    this.heartbeatTimer = setInterval(() => { this.heartbeat() }, heartbeatInterval)
+    // check often enough that a silent member is gone within presenceTimeout + a quarter of it
+    this.presenceTimer = setInterval(() => { this.checkPresence() }, Math.max(250, Math.min(heartbeatInterval, presenceTimeout / 4)))
   }
 
   has (peer: string): boolean {
     return this.members.has(peer)
   }
 
-  get maxMessageBytes (): number {
-    return this.ctx.options.maxMessageBytes
-  }
-
   peers (): RoomPeer[] {
     return [...this.members.values()].map((m) => ({ peerId: m.peerId, path: this.pathTo(m.peerId) }))
   }
 
-  stats (): Record<string, RoomPeerStats> {
-    return Object.fromEntries([...this.members.values()].map((m) => [m.peerId, { ...m.stats }]))
+  stats (): RoomStats {
+    const { counters } = this.messages
+    const peers: Record<string, RoomPeerStats> = {}
+    for (const m of this.members.values()) {
+      const direct = this.ctx.libp2p.getConnections(peerIdFromString(m.peerId)).find(isDirect)
+      peers[m.peerId] = {
+        ...m.stats,
+        path: direct !== undefined ? 'direct' : 'relayed',
+        joined: m.joined,
+        rttMs: direct?.rtt,
+        lastHeardMs: m.lastHeard === undefined ? undefined : Date.now() - m.lastHeard
+      }
+    }
+    return {
+      type: this.type,
+      host: this.currentHost,
+      messages: { sent: counters.sent, received: counters.received, dropped: { ...counters.dropped }, gaps: counters.gaps },
+      peers
+    }
   }
 
   async publish (data: Uint8Array | string): Promise<PublishResult> {
-    if (this.closed) throw new RoomClosedError(`room "${this.name}" was left`)
+    this.assertOpen()
+    if (this.type === 'pairwise') throw new SessionTypeError(`room "${this.name}" is pairwise: address messages with send(peerId, data)`)
+    if (this.type === 'one-way' && this.currentHost !== this.self) throw new NotHostError(`only the host (${this.currentHost}) publishes in one-way room "${this.name}"`)
     const payload = typeof data === 'string' ? encoder.encode(data) : data
-    if (payload.byteLength > this.ctx.options.maxMessageBytes) {
-      throw new MessageTooLargeError(`message of ${payload.byteLength} bytes exceeds maxMessageBytes (${this.ctx.options.maxMessageBytes})`)
-    }
-    const result = await this.ctx.libp2p.services.pubsub.publish(this.topics.room, encodeRoomMessage(KIND_DATA, payload))
+    this.messages.admit(payload)
+    const raw = await this.messages.encode(this.self, KIND_DATA, this.messages.nextSeq(), this.rank, payload)
+    const result = await this.ctx.libp2p.services.pubsub.publish(this.topics.room, raw)
+    this.messages.sent(this.self, raw, true)
     return { recipients: result.recipients.map((p) => p.toString()) }
+  }
+
+  async send (peerId: string, data: Uint8Array | string): Promise<void> {
+    this.assertOpen()
+    if (this.type !== 'pairwise') throw new SessionTypeError(`room "${this.name}" is ${this.type}: send(peerId, data) is for pairwise rooms, use publish`)
+    const m = this.members.get(peerId)
+    if (m === undefined || !m.joined) throw new PeerNotFoundError(`${peerId} is not a joined member of room "${this.name}"`)
+    const payload = typeof data === 'string' ? encoder.encode(data) : data
+    this.messages.admit(payload)
+    const raw = await this.messages.encode(this.self, KIND_DATA, this.messages.nextSeq(peerId), this.rank, payload)
+    await this.ctx.sendFrame(peerId, encodeLabelled(this.topics.room, raw))
+    this.messages.sent(this.self, raw, false)
+  }
+
+  async handOffHost (peerId: string): Promise<void> {
+    this.assertOpen()
+    if (this.currentHost !== this.self) throw new NotHostError(`only the host (${this.currentHost}) can hand off room "${this.name}"`)
+    const m = this.members.get(peerId)
+    if (m === undefined || !m.joined || m.rank === undefined) throw new PeerNotFoundError(`${peerId} is not a joined member of room "${this.name}"`)
+    const rank = handoffRank(this.candidates())
+    const raw = await this.messages.encode(this.self, KIND_HANDOFF, 0, this.rank, encodeHandoff(peerId, rank))
+    await this.ctx.libp2p.services.pubsub.publish(this.topics.room, raw)
+    m.rank = rank
+    this.electHost()
+  }
+
+  /**
+   * The page is going away: unsubscribe from both topics at once, so the direct peers hear
+   * `'left'` in the same moment rather than waiting out the presence timeout. gossipsub queues
+   * the subscription change on every open stream synchronously; nothing here awaits, because
+   * a page being hidden may not run another task.
+   */
+  abandon (): void {
+    if (this.closed || this.ctx.libp2p.status !== 'started') return
+    const { pubsub } = this.ctx.libp2p.services
+    pubsub.unsubscribe(this.topics.room)
+    pubsub.unsubscribe(this.topics.discovery)
   }
 
   async leave (): Promise<void> {
     if (this.closed) return
     this.closed = true
     clearInterval(this.announceTimer)
+    clearInterval(this.heartbeatTimer)
+    clearInterval(this.presenceTimer)
+    clearTimeout(this.flushTimer)
     clearTimeout(this.replyTimer)
+    clearTimeout(this.greetTimer)
     this.abort.abort(new RoomClosedError(`room "${this.name}" was left`))
     const { libp2p } = this.ctx
     const { pubsub } = libp2p.services
@@ -113,6 +247,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
       }
       pubsub.unsubscribe(this.topics.room)
       pubsub.unsubscribe(this.topics.discovery)
+      pubsub.topicValidators.delete(this.topics.room)
     }
     for (const m of this.members.values()) this.forget(m)
     const former = [...this.members.keys()]
@@ -121,23 +256,17 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     await this.ctx.onPeerGone(former)
   }
 
+  private assertOpen (): void {
+    if (this.closed) throw new RoomClosedError(`room "${this.name}" was left`)
+  }
+
   // --- events routed here by the node -------------------------------------------------------
 
   onPubsubMessage (msg: Message): void {
-    if (this.closed || msg.type !== 'signed') return
+    // room-topic messages were handled when validated; only announcements arrive here
+    if (this.closed || msg.type !== 'signed' || msg.topic !== this.topics.discovery) return
     const from = msg.from.toString()
-    if (from === this.self) return
-    if (msg.topic === this.topics.discovery) {
-      this.onAnnouncement(from, msg.data)
-    } else if (msg.topic === this.topics.room) {
-      const decoded = decodeRoomMessage(msg.data)
-      if (decoded === undefined) {
-        this.ctx.log('dropping malformed room message from %s', from)
-        return
-      }
-      this.touch(from)
-      this.safeDispatchEvent('message', { detail: { from, data: decoded.payload, topic: this.name } })
-    }
+    if (from !== this.self) this.onAnnouncement(from, msg.data)
   }
 
   onSubscriptionChange (peer: string, topic: string, subscribe: boolean): void {
@@ -188,7 +317,233 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     }
   }
 
+  /** A pairwise frame for this room from `from`, over a direct stream. */
+  async onPairwiseFrame (from: string, raw: Uint8Array): Promise<void> {
+    if (this.closed) return
+    if (this.type !== 'pairwise') {
+      this.messages.drop('wrongType')
+      return
+    }
+    if (!this.members.has(from)) {
+      this.messages.drop('notMember')
+      return
+    }
+    const opened = await this.messages.open(from, raw, { rateLimit: true, pair: true })
+    if (typeof opened === 'string') return
+    this.heard(from, opened)
+    if (opened.kind !== KIND_DATA) {
+      this.messages.drop('malformed')
+      return
+    }
+    this.receiveData({ from, seq: opened.seq, data: opened.body, history: false }, true)
+  }
+
+  /** The backlog a member asked us for: our mailbox, each message labelled with its sender. */
+  backlogFor (from: string): Uint8Array[] {
+    if (this.closed || this.type === 'pairwise' || !this.members.has(from)) {
+      this.messages.drop('notMember')
+      return []
+    }
+    return this.messages.backlog().map(({ from: sender, raw }) => encodeLabelled(sender, raw))
+  }
+
+  // --- receiving ----------------------------------------------------------------------------
+
+  /** gossipsub's topic validator for the room topic: the room's rules, then delivery. */
+  private async validate (_propagator: PeerId, msg: Message): Promise<TopicValidatorResult> {
+    if (this.closed || msg.type !== 'signed') return TopicValidatorResult.Reject
+    const from = msg.from.toString()
+    if (from === this.self) return TopicValidatorResult.Ignore
+    try {
+      const opened = await this.messages.open(from, msg.data, { rateLimit: true, pair: false })
+      if (typeof opened === 'string') {
+        // a flood is not forwarded; malformed or forged bytes also lower the sender's score
+        return opened === 'rateLimited' || opened === 'tooLarge' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
+      }
+      this.heard(from, opened)
+      if (opened.kind === KIND_HEARTBEAT) return TopicValidatorResult.Accept
+      if (opened.kind === KIND_HANDOFF) {
+        this.onHandoff(from, opened)
+        return TopicValidatorResult.Accept
+      }
+      if (this.type === 'pairwise') {
+        this.messages.drop('wrongType')
+        return TopicValidatorResult.Reject
+      }
+      if (this.type === 'one-way' && from !== this.currentHost) {
+        this.messages.drop('notHost')
+        return TopicValidatorResult.Ignore
+      }
+      this.messages.remember(from, opened.raw)
+      this.receiveData({ from, seq: opened.seq, data: opened.body, history: false }, false)
+      return TopicValidatorResult.Accept
+    } catch (err) {
+      this.ctx.log.error('validating a message from %s in %s failed - %e', from, this.name, err)
+      return TopicValidatorResult.Ignore
+    }
+  }
+
+  /** Any valid message proves its sender present and carries its host rank. */
+  private heard (from: string, msg: OpenedMessage): void {
+    const m = this.touch(from)
+    m.lastHeard = Date.now()
+    if (acceptRankClaim(m.rank, msg.rank) && m.rank === undefined) {
+      m.rank = msg.rank
+      this.checkReady(from)
+      this.electHost()
+    }
+  }
+
+  private onHandoff (from: string, msg: OpenedMessage): void {
+    const handoff = decodeHandoff(msg.body)
+    if (handoff === undefined) {
+      this.messages.drop('malformed')
+      return
+    }
+    // only the host hands the role over; anyone else claiming it is ignored
+    if (from !== this.currentHost) {
+      this.messages.drop('notHost')
+      return
+    }
+    if (handoff.to === this.self) {
+      this.rank = Math.min(this.rank, handoff.rank)
+    } else {
+      const m = this.members.get(handoff.to)
+      if (m === undefined) return
+      m.rank = Math.min(m.rank ?? Infinity, handoff.rank)
+    }
+    this.electHost()
+  }
+
+  private receiveData (delivery: Delivery, pair: boolean): void {
+    if (this.history !== 'done' && !pair) {
+      if (this.history === 'idle') void this.fetchHistory(delivery.from)
+      this.heldForHistory.push({ delivery, pair })
+      return
+    }
+    this.release(this.messages.order(delivery, pair))
+  }
+
+  private release (r: Release<Delivery>): void {
+    for (const gap of r.gaps) this.safeDispatchEvent('gap', { detail: gap })
+    for (const { item } of r.deliver) {
+      this.safeDispatchEvent('message', { detail: { from: item.from, data: item.data, seq: item.seq, history: item.history, topic: this.name } })
+    }
+    this.scheduleFlush()
+  }
+
+  private scheduleFlush (): void {
+    if (this.flushTimer !== undefined || this.closed) return
+    const wait = this.messages.nextFlushIn()
+    if (wait === undefined) return
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined
+      this.release(this.messages.flush())
+    }, Math.max(0, wait) + 1)
+  }
+
+  // --- backlog for late joiners -------------------------------------------------------------
+
+  /**
+   * Asks one member (the first we can reach directly) for the room's recent messages and
+   * delivers them, deduplicated and in order, before any live message received meanwhile.
+   */
+  private async fetchHistory (peer: string): Promise<void> {
+    if (this.history !== 'idle' || this.type === 'pairwise') return
+    this.history = 'fetching'
+    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(HISTORY_TIMEOUT_MS)])
+    let frames: Uint8Array[] = []
+    try {
+      frames = await this.ctx.requestHistory(peer, encodeLabelled(this.topics.room, EMPTY), signal)
+    } catch (err) {
+      if (this.closed) return
+      this.ctx.log('no backlog from %s in %s - %e', peer, this.name, err)
+    }
+    if (this.closed) return
+    const last = new Map<string, number>()
+    const backlog: Delivery[] = []
+    for (const frame of frames) {
+      const labelled = decodeLabelled(frame)
+      if (labelled === undefined) {
+        this.messages.drop('malformed')
+        continue
+      }
+      const from = labelled.label
+      if (from === this.self) continue
+      const opened = await this.messages.open(from, labelled.rest, { rateLimit: false, pair: false })
+      if (typeof opened === 'string') continue
+      if (opened.kind !== KIND_DATA) {
+        this.messages.drop('malformed')
+        continue
+      }
+      if ((last.get(from) ?? 0) >= opened.seq) {
+        this.messages.drop('duplicate')
+        continue
+      }
+      last.set(from, opened.seq)
+      this.messages.remember(from, opened.raw)
+      backlog.push({ from, seq: opened.seq, data: opened.body, history: true })
+    }
+    this.history = 'done'
+    this.release({ deliver: backlog.map((item) => ({ from: item.from, seq: item.seq, item })), gaps: [] })
+    this.messages.counters.received += backlog.length
+    // live messages continue each sender's sequence where its backlog ended
+    for (const [from, seq] of last) this.release(this.messages.continueAfter(from, seq))
+    for (const { delivery, pair } of this.heldForHistory.splice(0)) this.release(this.messages.order(delivery, pair))
+    if (backlog.length > 0) this.ctx.log('delivered a backlog of %d messages from %s in %s', backlog.length, peer, this.name)
+  }
+
+  // --- host ---------------------------------------------------------------------------------
+
+  private candidates (): Array<{ peerId: string, rank: number }> {
+    const out = [{ peerId: this.self, rank: this.rank }]
+    for (const m of this.members.values()) {
+      if (m.joined && m.rank !== undefined) out.push({ peerId: m.peerId, rank: m.rank })
+    }
+    return out
+  }
+
+  private electHost (): void {
+    const host = electHost(this.candidates()) ?? this.self
+    if (host === this.currentHost) return
+    const previous = this.currentHost
+    this.currentHost = host
+    this.ctx.log('host of %s is now %s (was %s)', this.name, host, previous)
+    this.safeDispatchEvent('host:change', { detail: { host, previous } })
+    // our rank changed with a handoff: say so now rather than at the next heartbeat
+    if (host === this.self || previous === this.self) this.heartbeat()
+  }
+
+  // --- presence -----------------------------------------------------------------------------
+
+  private heartbeat (): void {
+    if (this.closed) return
+    this.messages.encode(this.self, KIND_HEARTBEAT, 0, this.rank, EMPTY)
+      .then(async (raw) => this.ctx.libp2p.services.pubsub.publish(this.topics.room, raw))
+      .catch((err) => { this.ctx.log('heartbeat in %s failed - %e', this.name, err) })
+  }
+
+  /** A peer became reachable: greet it soon, so it learns our rank without waiting a heartbeat. */
+  private greet (): void {
+    if (this.greetTimer !== undefined) return
+    this.greetTimer = setTimeout(() => {
+      this.greetTimer = undefined
+      this.heartbeat()
+    }, 20)
+  }
+
+  private checkPresence (): void {
+    if (this.closed) return
+    const now = Date.now()
+    for (const m of [...this.members.values()]) {
+      if (m.joined && m.lastHeard !== undefined && now - m.lastHeard > this.ctx.options.presenceTimeout) {
+        this.remove(m.peerId, 'timeout')
+      }
+    }
+  }
+
   // --- membership ---------------------------------------------------------------------------
+
 
   private onAnnouncement (from: string, data: Uint8Array): void {
     const a = decodeAnnouncement(data, from)
@@ -210,7 +565,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   private touch (peer: string): Member {
     let m = this.members.get(peer)
     if (m === undefined) {
-      m = { peerId: peer, addrs: [], lastSeen: Date.now(), joined: false, stats: { dialAttempts: 0, dialSuccesses: 0, dialFailures: 0 } }
+      m = { peerId: peer, addrs: [], lastSeen: Date.now(), joined: false, greeted: false, stats: { dialAttempts: 0, dialSuccesses: 0, dialFailures: 0 } }
       this.members.set(peer, m)
       this.ctx.log('discovered %s in %s', peer, this.name)
       this.safeDispatchEvent('peer:discover', { detail: { peerId: peer, path: this.pathTo(peer) } })
@@ -224,9 +579,18 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     if (m === undefined || m.joined) return
     if (this.pathTo(peer) !== 'direct') return
     if (!canPublishTo(this.ctx.libp2p.services.pubsub, this.topics.room, peer)) return
+    if (!m.greeted) {
+      m.greeted = true
+      this.greet()
+    }
+    // a member is one we heard from: its rank counts for the host, and in a private room its
+    // message proved it holds the secret
+    if (m.rank === undefined) return
     m.joined = true
     this.ctx.log('%s joined %s', peer, this.name)
     this.safeDispatchEvent('peer:join', { detail: { peerId: peer, path: 'direct' } })
+    this.electHost()
+    if (this.history === 'idle' && this.type !== 'pairwise') void this.fetchHistory(peer)
   }
 
   private remove (peer: string, reason: LeaveReason): void {
@@ -234,8 +598,10 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     if (m === undefined) return
     this.forget(m)
     this.members.delete(peer)
+    this.messages.forget(peer)
     this.ctx.log('%s left %s (%s)', peer, this.name, reason)
     this.safeDispatchEvent('peer:leave', { detail: { peerId: peer, reason } })
+    this.electHost()
     // close our side too: a WebRTC peer that hung up is noticed only when ICE consent fails,
     // tens of seconds later, and until then its dead connection would pass for a direct path
     void this.ctx.onPeerGone([peer])
@@ -261,6 +627,11 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   }
 
   // --- announcements ------------------------------------------------------------------------
+
+  /** Our addresses changed (a relay reservation came or went): tell the room now, not in 10 s. */
+  announceNow (): void {
+    this.announce()
+  }
 
   private announce (): void {
     const addrs = this.ctx.ownAddrs()

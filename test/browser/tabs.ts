@@ -4,7 +4,7 @@
  */
 import { chromium } from 'playwright-core'
 import type { Recorded, StartOptions } from './fixture/harness.js'
-import type { Browser, Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
@@ -64,4 +64,36 @@ export async function relayStatus (relayHttp: string): Promise<{ transfer: { cir
 
 export function relayedBytes (s: Awaited<ReturnType<typeof relayStatus>>): { circuit: number, pubsub: number } {
   return { circuit: s.transfer.circuit.sent + s.transfer.circuit.received, pubsub: s.transfer.pubsub.sent + s.transfer.pubsub.received }
+}
+
+/**
+ * Starts a node in `page` once its fixture has loaded (after `goto`, `reload`, or `window.open`).
+ * Pages of one browser context share storage and Web Locks, like tabs of one browser profile.
+ */
+export async function startTab (page: Page, relay: string, room: string, opts: StartOptions = {}): Promise<Tab> {
+  await page.waitForFunction(() => window.harness !== undefined)
+  const started = await page.evaluate(async ([r, n, o]) => window.harness.start(r, n, o), [relay, room, opts] as const)
+  return { page, ...started, rec: async () => page.evaluate(() => window.harness.rec) }
+}
+
+/** Like `openTab`, in an existing context, so the new tab shares the others' storage and locks. */
+export async function openTabIn (context: BrowserContext, fixtureUrl: string, relay: string, room: string, opts: StartOptions = {}): Promise<Tab> {
+  const page = await context.newPage()
+  page.on('pageerror', (err) => { console.error(`[tab] page error: ${err.message}`) })
+  await page.goto(fixtureUrl)
+  return startTab(page, relay, room, opts)
+}
+
+/** Waits until `tab`'s node knows relay `peerId`, configured or learned from the federation. */
+export async function waitRelayKnown (tab: Tab, peerId: string, timeout = 60_000): Promise<void> {
+  await tab.page.waitForFunction((id) => window.relays.list().some((r) => r.peerId === id), peerId, { timeout, polling: 100 })
+}
+
+/**
+ * Waits until `tab` recorded a `type` event about relay `peerId` (recording starts with
+ * `window.relays.watch()`), and resolves with its time in the page (`performance.now()`).
+ */
+export async function waitRelayEvent (tab: Tab, type: 'relay:discover' | 'relay:connect' | 'relay:disconnect', peerId: string, timeout = 60_000): Promise<number> {
+  const handle = await tab.page.waitForFunction(([k, id]) => window.relays.log.find((e) => e.type === k && e.peerId === id)?.t, [type, peerId] as const, { timeout, polling: 100 })
+  return await handle.jsonValue() as number
 }

@@ -1,13 +1,14 @@
 /**
- * Checks that every `@default` documented on an option in `source` is the value of the constant
+ * Checks that every `@default` documented on an option in `sources` is the value of the constant
  * the option resolves to (`x: init.x ?? DEFAULT_X`). js-libp2p's documented defaults drifted
  * from its constants; this keeps ours honest.
  */
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 
-export function describeDocumentedDefaults (label: string, source: URL, constants: Record<string, unknown>): void {
-  const text = readFileSync(source, 'utf8')
+export function describeDocumentedDefaults (label: string, sources: URL | URL[], constants: Record<string, unknown>): void {
+  // options may be documented in one file (the public types) and resolved in another
+  const text = [sources].flat().map((s) => readFileSync(s, 'utf8')).join('\n')
   const documented = [...text.matchAll(/@default ([^*]+?) \*\/\s*\n\s*(\w+)\?:/g)].map((m) => ({ value: m[1].trim(), option: m[2] }))
   const resolved = new Map([...text.matchAll(/(\w+): init\.\1 \?\? (DEFAULT_\w+)/g)].map((m) => [m[1], m[2]]))
 

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { MAX_ANNOUNCED_ADDRS, MAX_ANNOUNCEMENT_BYTES } from '../../src/constants.js'
-import { KIND_DATA, decodeAnnouncement, decodeRoomMessage, encodeAnnouncement, encodeRoomMessage, roomTopics } from '../../src/wire.js'
+import {
+  KIND_DATA, KIND_HEARTBEAT, ROOM_HEADER_BYTES, decodeAnnouncement, decodeHandoff, decodeLabelled, decodeRoomMessage, encodeAnnouncement,
+  encodeHandoff, encodeLabelled, encodeRoomMessage, roomTopics
+} from '../../src/wire.js'
 
 const self = '12D3KooWSelf'
 const addr = `/ip4/127.0.0.1/tcp/9090/ws/p2p/12D3KooWRelay/p2p-circuit/webrtc/p2p/${self}`
@@ -29,21 +32,54 @@ describe('wire announcement', () => {
 })
 
 describe('wire room message', () => {
-  it('prefixes the payload with version and kind, and strips them again', () => {
-    const bytes = encodeRoomMessage(KIND_DATA, new Uint8Array([7, 8]))
-    expect([...bytes]).toEqual([1, KIND_DATA, 7, 8])
-    expect([...(decodeRoomMessage(bytes)?.payload ?? [])]).toEqual([7, 8])
+  it('carries version, kind, seq and rank before the body, and reads them back', () => {
+    const bytes = encodeRoomMessage({ kind: KIND_DATA, seq: 7, rank: 1_700_000_000_123.5 }, new Uint8Array([7, 8]))
+    expect(bytes.byteLength).toBe(ROOM_HEADER_BYTES + 2)
+    expect([...bytes.subarray(0, 6)]).toEqual([2, KIND_DATA, 0, 0, 0, 7])
+    const decoded = decodeRoomMessage(bytes)
+    expect(decoded).toMatchObject({ kind: KIND_DATA, seq: 7, rank: 1_700_000_000_123.5 })
+    expect([...(decoded?.body ?? [])]).toEqual([7, 8])
+    expect([...(decoded?.header ?? [])]).toEqual([...bytes.subarray(0, ROOM_HEADER_BYTES)])
   })
 
-  it('rejects unknown versions and kinds, and truncated input', () => {
-    expect(decodeRoomMessage(new Uint8Array([2, KIND_DATA, 1]))).toBeUndefined()
-    expect(decodeRoomMessage(new Uint8Array([1, 9, 1]))).toBeUndefined()
-    expect(decodeRoomMessage(new Uint8Array([1]))).toBeUndefined()
+  it('rejects unknown versions and kinds, truncated headers, data without a seq and control with one', () => {
+    const good = encodeRoomMessage({ kind: KIND_DATA, seq: 1, rank: 1 }, new Uint8Array(0))
+    const other = good.slice()
+    other[0] = 1
+    expect(decodeRoomMessage(other)).toBeUndefined()
+    const kind = good.slice()
+    kind[1] = 9
+    expect(decodeRoomMessage(kind)).toBeUndefined()
+    expect(decodeRoomMessage(good.subarray(0, ROOM_HEADER_BYTES - 1))).toBeUndefined()
+    expect(decodeRoomMessage(encodeRoomMessage({ kind: KIND_DATA, seq: 0, rank: 1 }, new Uint8Array(0)))).toBeUndefined()
+    expect(decodeRoomMessage(encodeRoomMessage({ kind: KIND_HEARTBEAT, seq: 3, rank: 1 }, new Uint8Array(0)))).toBeUndefined()
+    expect(decodeRoomMessage(encodeRoomMessage({ kind: KIND_HEARTBEAT, seq: 0, rank: Number.NaN }, new Uint8Array(0)))).toBeUndefined()
   })
 
-  it('gives a room distinct discovery and data topics', () => {
-    const t = roomTopics('lobby')
+  it('round-trips a handoff and refuses a truncated one', () => {
+    expect(decodeHandoff(encodeHandoff('12D3KooWpeer', 41.5))).toEqual({ to: '12D3KooWpeer', rank: 41.5 })
+    expect(decodeHandoff(new Uint8Array(8))).toBeUndefined()
+  })
+
+  it('labels a frame with a room topic or sender, and reads it back', () => {
+    const frame = encodeLabelled('/p2p-rooms/2/room/pairwise/x', new Uint8Array([1, 2, 3]))
+    const back = decodeLabelled(frame)
+    expect(back?.label).toBe('/p2p-rooms/2/room/pairwise/x')
+    expect([...(back?.rest ?? [])]).toEqual([1, 2, 3])
+    expect(decodeLabelled(frame.subarray(0, 4))).toBeUndefined()
+  })
+
+  it('gives a room distinct discovery and data topics, per session type', () => {
+    const t = roomTopics('lobby', 'broadcast')
     expect(t.discovery).not.toBe(t.room)
-    expect(t.discovery.endsWith('/lobby') && t.room.endsWith('/lobby')).toBe(true)
+    expect(t.discovery.endsWith('/broadcast/lobby') && t.room.endsWith('/broadcast/lobby')).toBe(true)
+    expect(roomTopics('lobby', 'one-way').room).not.toBe(t.room)
+  })
+
+  it('names a private room by its topic ID alone', () => {
+    const t = roomTopics('lobby', 'broadcast', 'ab'.repeat(16))
+    expect(t.room).not.toContain('lobby')
+    expect(t.room).not.toContain('broadcast')
+    expect(t.room.endsWith(`/private/${'ab'.repeat(16)}`)).toBe(true)
   })
 })
