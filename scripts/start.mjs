@@ -128,5 +128,6 @@ p2p-rooms demo is running
   app               ${urls.map(appUrl).join('\n                    ')}
 ${port !== undefined && port !== opts.port ? `\n  (port ${opts.port} was taken, using ${port})\n` : ''}
   open ${appUrl(urls[0])} in two or more tabs
+  (the page's Room form, or the URL, picks &type=one-way|pairwise, #secret=…, &identity=persistent|ephemeral)
   Ctrl+C stops everything
 `)

@@ -1,45 +1,50 @@
 /**
- * The demo page: find the relay, start a room node, join the room named in the URL, and show
- * peers arriving through the relay, going direct, chatting and leaving.
+ * The demo page: read the room, its rules and our identity from the URL, find the relay, start a
+ * room node, and show peers arriving through the relay, going direct, chatting and leaving, with
+ * the room's host, counters and the relays we are reachable through.
  */
 import { createRoomNode } from 'p2p-rooms'
-import { MAX_ROOM_NAME_LENGTH, errorText, findRelays, roomFromUrl, urlForRoom } from './config.js'
-import { watchRelay } from './relay-status.js'
-import { Banner, ChatView, EventLog, PeerList, RoomControls, StatusView } from './ui.js'
-import type { RelaySnapshot } from './relay-status.js'
-import type { LeaveReason, Room, RoomNode } from 'p2p-rooms'
+import { ChatView } from './chat-view.js'
+import { describeRoom, errorText, findRelays, settingsFromUrl, urlFor, urlWithIdentity } from './config.js'
+import { PeerList } from './peers-view.js'
+import { RelaysView, relaySummary } from './relays-view.js'
+import { RoomSession } from './room-session.js'
+import { StatsView } from './stats-view.js'
+import { Banner, EventLog, RoomControls, StatusView } from './ui.js'
+import type { RoomChoice } from './config.js'
+import type { JoinChoice } from './ui.js'
+import type { RoomNode } from 'p2p-rooms'
+
+/** How often counters, RTTs and relay states are read again; none of them has an event of its own. */
+const REFRESH_MS = 1000
 
 const banner = new Banner()
 const status = new StatusView()
 const controls = new RoomControls()
 const peers = new PeerList()
 const chat = new ChatView()
+const stats = new StatsView()
+const relaysView = new RelaysView()
 const log = new EventLog()
 
+/** Read once: a new identity means a new node, so changing it reloads the page. */
+const settings = settingsFromUrl(new URL(location.href))
+
 let node: RoomNode | undefined
-let room: Room | undefined
-/** Aborting it detaches every listener of the current room. */
-let roomListeners: AbortController | undefined
+let session: RoomSession | undefined
 /** Room switches run one after the other. */
 let switching: Promise<void> = Promise.resolve()
 
-const decoder = new TextDecoder()
-
-const LEAVE_REASONS: Record<LeaveReason, string> = {
-  left: 'left the room',
-  unreachable: 'unreachable: the relay no longer reaches it',
-  timeout: 'timed out: silent for too long'
-}
-
 async function main (): Promise<void> {
   const url = new URL(location.href)
-  const firstRoom = roomFromUrl(url)
-  controls.show(firstRoom, urlForRoom(url, firstRoom).href)
-  controls.onSwitch((name) => {
-    // without a node (no relay yet) there is nothing to switch: load the page for that room
-    if (node === undefined) location.assign(urlForRoom(new URL(location.href), name))
-    else void switchRoom(name, 'push')
-  })
+  showRoom(settings.room)
+  controls.onJoin(onJoin)
+  for (const what of settings.ignored) log.add('warn', `ignored ${what}`)
+  if (url.searchParams.has('secret')) {
+    log.add('warn', 'the secret was in the query string, which the browser sends to the server: moved it to the #fragment, which it does not')
+  }
+  // at once, not after the node started: the URL is what gets copied and bookmarked meanwhile
+  history.replaceState(null, '', urlFor(url, settings.room, true))
 
   let relays: string[]
   try {
@@ -54,28 +59,31 @@ async function main (): Promise<void> {
 
   status.setRelayPhase('connecting', 'connecting…', relays)
   try {
-    node = await createRoomNode({ relays })
+    node = await createRoomNode({
+      relays,
+      identity: settings.identity,
+      ...(settings.iceServersUrl !== undefined ? { iceServersUrl: settings.iceServersUrl } : {})
+    })
   } catch (err) {
     status.setRelayPhase('failed', 'unreachable', relays)
-    fail(`Could not get a reservation on the relay at ${relays.join(', ')}: ${errorText(err)}. Is the relay running, and is this its current address?`)
+    fail(`Could not start: ${errorText(err)}. Is the relay at ${relays.join(', ')} running, and is this its current address?`)
     return
   }
-  status.setOwnId(node.peerId)
+  const { identity } = node
+  status.setIdentity(identity)
   status.setReservationMs(node.reservationMs)
-  log.add('info', `relay reservation held after ${node.reservationMs} ms; you are `, { peer: node.peerId })
+  peers.setSelf(identity, settings.identity)
+  log.add('info', 'you are ', { peer: node.peerId }, `: identity ${identity.kind}, ${identity.restored ? 'restored from storage' : 'new'}; relay reservation held after ${node.reservationMs} ms`)
+  if (identity.kind !== settings.identity) {
+    log.add('warn', `asked for a ${settings.identity} identity, got ${identity.kind}: that key is in use by another tab, or this browser cannot keep it`)
+  }
+  watchRelays(node)
 
-  let last: RelaySnapshot | undefined
-  watchRelay(node, relays, (s) => {
-    status.setRelay(s)
-    if (last !== undefined && last.connected > 0 && s.connected === 0) log.add('error', 'lost the connection to the relay')
-    if (last !== undefined && last.connected === 0 && s.connected > 0) log.add('info', 'connected to the relay again')
-    if (last !== undefined && last.reserved && !s.reserved) log.add('error', 'relay reservation lost: new peers cannot reach you')
-    if (last !== undefined && !last.reserved && s.reserved) log.add('info', 'relay reservation held again')
-    last = s
-  })
-
-  chat.onSend(send)
-  await switchRoom(firstRoom, 'replace')
+  const s = session = new RoomSession(node, { peers, chat, stats, log })
+  chat.onSend(async (text, to) => s.send(text, to))
+  peers.onHandOffClick((peerId) => { void s.handOff(peerId) })
+  setInterval(() => { s.refresh(); renderRelays() }, REFRESH_MS)
+  await switchRoom(settings.room, 'replace')
 }
 
 function fail (text: string): void {
@@ -83,127 +91,92 @@ function fail (text: string): void {
   log.add('error', text)
 }
 
-/** Leaves the current room (if any) and joins `name`, keeping the URL in step. */
-async function switchRoom (name: string, nav: 'push' | 'replace' | 'none'): Promise<void> {
+/** The title, the form and the share link for `room`. */
+function showRoom (room: RoomChoice): void {
+  const here = new URL(location.href)
+  controls.show(room, settings.identity, (withSecret) => urlFor(here, room, withSecret).href)
+}
+
+function onJoin ({ room, identity }: JoinChoice): void {
+  // the address bar keeps the secret (in the fragment) so that a reload rejoins the same room
+  const target = urlWithIdentity(urlFor(new URL(location.href), room, true), identity)
+  // another identity needs another node, and without a node (no relay yet) there is nothing to
+  // switch: load the page afresh for that room
+  if (identity !== settings.identity || node === undefined) reloadAt(target)
+  else void switchRoom(room, 'push')
+}
+
+/** Leaves the current room (if any) and joins `room`, keeping the URL in step. */
+async function switchRoom (room: RoomChoice, nav: 'push' | 'replace' | 'none'): Promise<void> {
   switching = switching
-    .then(async () => { await enterRoom(name, nav) })
-    .catch((err) => { fail(`Could not join room "${name}": ${errorText(err)}`) })
+    .then(async () => {
+      if (session === undefined) return
+      const url = urlFor(new URL(location.href), room, true)
+      if (nav === 'push') history.pushState(null, '', url)
+      else if (nav === 'replace') history.replaceState(null, '', url)
+      showRoom(room)
+      await session.enter(room)
+      banner.hide()
+    })
+    .catch((err) => { fail(`Could not join room ${describeRoom(room)}: ${errorText(err)}`) })
   return switching
 }
 
-async function enterRoom (name: string, nav: 'push' | 'replace' | 'none'): Promise<void> {
+/** `node.relays`: the panel, the summary in "You", and each event in the log. */
+function watchRelays (n: RoomNode): void {
+  n.relays.addEventListener('relay:discover', ({ detail }) => {
+    log.add('relay', 'learned of relay ', { peer: detail.peerId }, ` at ${detail.multiaddr}`)
+    renderRelays()
+  })
+  n.relays.addEventListener('relay:connect', ({ detail }) => {
+    log.add('relay', 'reserved on relay ', { peer: detail.peerId }, ': room peers can reach you through it')
+    renderRelays()
+  })
+  n.relays.addEventListener('relay:disconnect', ({ detail }) => {
+    log.add('warn', 'lost the reservation on relay ', { peer: detail.peerId }, ': looking for another')
+    renderRelays()
+  })
+  renderRelays()
+}
+
+function renderRelays (): void {
   if (node === undefined) return
-  if (name.length === 0 || name.length > MAX_ROOM_NAME_LENGTH) {
-    chat.addError(`A room name has 1 to ${MAX_ROOM_NAME_LENGTH} characters.`)
-    return
-  }
-  if (room?.name === name) return
-
-  const previous = room
-  room = undefined
-  roomListeners?.abort()
-  chat.setEnabled(false)
-  peers.clear()
-  const url = urlForRoom(new URL(location.href), name)
-  if (nav === 'push') history.pushState(null, '', url)
-  else if (nav === 'replace') history.replaceState(null, '', url)
-  controls.show(name, url.href)
-
-  if (previous !== undefined) {
-    await previous.leave()
-    log.add('info', `left room "${previous.name}"`)
-  }
-  const joined = await node.joinRoom(name)
-  roomListeners = listen(joined)
-  room = joined
-  banner.hide()
-  chat.addSystem(`You are in room "${name}". Messages go only to peers shown as direct.`)
-  log.add('info', `joined room "${name}"`)
-  chat.setEnabled(true)
+  const list = node.relays.list()
+  relaysView.render(list)
+  const { state, text } = relaySummary(list)
+  status.setRelay(state, text)
 }
 
-function listen (r: Room): AbortController {
-  const controller = new AbortController()
-  const opts = { signal: controller.signal }
-  const discoveredAt = new Map<string, number>()
-  const ready = new Set<string>()
-
-  r.addEventListener('peer:discover', ({ detail: { peerId, path } }) => {
-    discoveredAt.set(peerId, performance.now())
-    peers.set(peerId, path, path === 'direct' ? 'joining' : 'discovered')
-    log.add('info', 'discovered ', { peer: peerId }, ` (${path})`)
-  }, opts)
-
-  // only for joined peers: their direct connection dropped (healing) or came back
-  r.addEventListener('peer:update', ({ detail: { peerId, path } }) => {
-    if (path === 'direct') {
-      peers.set(peerId, 'direct', 'ready')
-      log.add('info', 'direct WebRTC connection to ', { peer: peerId }, ' restored')
-    } else {
-      peers.set(peerId, 'relayed', 'healing')
-      log.add('error', 'direct connection to ', { peer: peerId }, ' dropped, healing…')
-    }
-  }, opts)
-
-  r.addEventListener('peer:join', ({ detail: { peerId } }) => {
-    ready.add(peerId)
-    const since = discoveredAt.get(peerId)
-    const ms = since === undefined ? undefined : Math.round(performance.now() - since)
-    peers.set(peerId, 'direct', 'ready', ms)
-    log.add('join', { peer: peerId }, ms === undefined ? ' joined (direct)' : ` joined: direct ${ms} ms after discovery`)
-  }, opts)
-
-  r.addEventListener('peer:leave', ({ detail: { peerId, reason } }) => {
-    ready.delete(peerId)
-    discoveredAt.delete(peerId)
-    peers.leave(peerId, LEAVE_REASONS[reason] ?? reason)
-    log.add('leave', { peer: peerId }, ` ${LEAVE_REASONS[reason] ?? reason} (${reason})`)
-  }, opts)
-
-  r.addEventListener('message', ({ detail: { from, data } }) => {
-    chat.addMessage({ from, text: decoder.decode(data) })
-  }, opts)
-
-  return controller
-}
-
-/** Publishes `text`; shows it as ours when sent, or says plainly why it was not. */
-async function send (text: string): Promise<boolean> {
-  const r = room
-  if (r === undefined || node === undefined) return false
-  try {
-    const { recipients } = await r.publish(text)
-    const n = recipients.length
-    chat.addMessage({
-      from: node.peerId,
-      text,
-      mine: true,
-      note: n === 0 ? 'no direct peer yet: nobody received this' : `→ ${n} peer${n === 1 ? '' : 's'}`
-    })
-    return true
-  } catch (err) {
-    const name = err instanceof Error ? err.name : ''
-    const why = name === 'MessageTooLargeError'
-      ? `too large (${new TextEncoder().encode(text).byteLength.toLocaleString('en')} bytes; a room message carries at most ${r.maxMessageBytes.toLocaleString('en')} bytes)`
-      : name === 'RoomClosedError' ? 'you are no longer in this room' : errorText(err)
-    chat.addError(`Not sent: ${why}. [${name !== '' ? name : 'Error'}]`)
-    log.add('error', `publish failed: ${errorText(err)}`)
-    return false
+/** Loads `url`, even when it differs from the current one only in its fragment. */
+function reloadAt (url: URL): void {
+  const here = new URL(location.href)
+  here.hash = ''
+  const there = new URL(url)
+  there.hash = ''
+  if (here.href === there.href) {
+    history.replaceState(null, '', url)
+    location.reload()
+  } else {
+    location.assign(url)
   }
 }
 
-// back/forward between rooms
-addEventListener('popstate', () => { void switchRoom(roomFromUrl(new URL(location.href)), 'none') })
+// back/forward between rooms (and a fragment edited by hand)
+addEventListener('popstate', () => {
+  const next = settingsFromUrl(new URL(location.href))
+  if (next.identity !== settings.identity) location.reload()
+  else void switchRoom(next.room, 'none')
+})
 
 // closing or reloading the tab: leave the room (peers see 'left' at once) and stop libp2p, best effort
 addEventListener('pagehide', () => {
-  roomListeners?.abort()
+  session?.detach()
   void node?.stop().catch(() => {})
 })
 // a page restored from the back/forward cache has a stopped node: start afresh
 addEventListener('pageshow', (e) => { if (e.persisted) location.reload() })
 
-// for poking around from DevTools: p2pRooms.node.libp2p, p2pRooms.room.peers(), …
-Object.defineProperty(window, 'p2pRooms', { value: { get node () { return node }, get room () { return room } } })
+// for poking around from DevTools: p2pRooms.node.relays.list(), p2pRooms.room.stats(), …
+Object.defineProperty(window, 'p2pRooms', { value: { get node () { return node }, get room () { return session?.current } } })
 
 main().catch((err) => { fail(`Unexpected error: ${errorText(err)}`) })
