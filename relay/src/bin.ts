@@ -1,14 +1,21 @@
 #!/usr/bin/env node
 /**
- * `p2p-rooms-relay`: prints each listen multiaddr (ending in `/p2p/<peer ID>`) on stdout, one per
- * line, once listening; everything else is a JSON log line on stderr.
+ * `p2p-rooms-relay`: prints each multiaddr browsers should use (ending in `/p2p/<peer ID>`) on
+ * stdout, one per line, once listening; everything else is a JSON log line on stderr. Exit codes:
+ * 0 after SIGTERM/SIGINT, 1 on a failure at run time, 2 on an invalid configuration.
  */
 import './polyfill.js'
-import { Command, InvalidArgumentError } from 'commander'
+import { readFile } from 'node:fs/promises'
 import { pino } from 'pino'
+import { parseConfig } from './config.js'
+import { EXIT_INVALID_CONFIG, SHUTDOWN_TIMEOUT_MS } from './constants.js'
+import { InsecureIdentityFileError, InvalidConfigError, InvalidIdentityFileError } from './errors.js'
 import { startHttp } from './http.js'
-import { DEFAULT_LISTEN, DEFAULT_MAX_RESERVATIONS, SHUTDOWN_TIMEOUT_MS } from './constants.js'
+import { loadOrCreateIdentity } from './identity.js'
 import { createRelay } from './index.js'
+import type { RelayConfig } from './config.js'
+import type { HttpEndpoint } from './http.js'
+import type { Relay } from './index.js'
 
 // Logs go through Node's own stderr stream, not pino.destination(2): sonic-boom 4.2.1's sync
 // write loop retries a non-retryable error such as EPIPE forever, blocking the event loop, so a
@@ -17,51 +24,140 @@ import { createRelay } from './index.js'
 // neither hang nor crash the relay: its write errors are dropped.
 process.stderr.on('error', () => {})
 process.stdout.on('error', () => {})
-const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' }, process.stderr)
 
-function hostPort (value: string): { host: string, port: number } {
-  const match = /^(.*):(\d+)$/.exec(value)
-  if (match === null) throw new InvalidArgumentError('expected host:port, e.g. 127.0.0.1:9091')
-  return { host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]) }
+/** An invalid configuration: one line on stderr, no stack trace, exit code 2. */
+function invalid (err: Error): never {
+  process.stderr.write(`p2p-rooms-relay: error: ${err.message}\n(see p2p-rooms-relay --help)\n`)
+  process.exit(EXIT_INVALID_CONFIG)
 }
 
-const program = new Command('p2p-rooms-relay')
-  .description('Circuit-relay-v2 relay and room discovery hub for p2p-rooms browser nodes')
-  .option('--listen <multiaddr...>', 'WebSockets listen multiaddr(s)', DEFAULT_LISTEN)
-  .option('--http <host:port>', 'serve /metrics, /status and /healthz here (off when absent)', hostPort)
-  .option('--max-reservations <n>', 'circuit-relay reservations held at once', (v) => Number.parseInt(v, 10), DEFAULT_MAX_RESERVATIONS)
-  .parse()
+const isConfigError = (err: any): boolean =>
+  [InvalidConfigError.name, InsecureIdentityFileError.name, InvalidIdentityFileError.name].includes(err?.name)
 
-const opts = program.opts<{ listen: string[], http?: { host: string, port: number }, maxReservations: number }>()
+let parsed
+try {
+  parsed = parseConfig(process.argv.slice(2))
+} catch (err: any) {
+  if (isConfigError(err)) invalid(err)
+  throw err
+}
+if (parsed === undefined) process.exit(0) // --help or --version was printed
+const { config, sources } = parsed
+const logger = pino({ level: config.logLevel }, process.stderr)
 
-const relay = await createRelay({ listen: opts.listen, maxReservations: opts.maxReservations })
-for (const ma of relay.getMultiaddrs()) process.stdout.write(`${ma}\n`)
-logger.info({ peerId: relay.peerId, multiaddrs: relay.getMultiaddrs() }, 'relay listening')
-
-const http = opts.http === undefined ? undefined : await startHttp(relay, opts.http.host, opts.http.port)
-if (http !== undefined) logger.info({ url: http.url }, 'http listening')
-
-let stopping = false
-async function shutdown (signal: string): Promise<void> {
-  if (stopping) return
-  stopping = true
-  // a peer that never answers a close must not keep the process alive
-  setTimeout(() => {
-    logger.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'graceful shutdown timed out')
-    process.exit(1)
-  }, SHUTDOWN_TIMEOUT_MS).unref()
-  let code = 0
+async function readPem (file: string, flag: string): Promise<string> {
   try {
-    logger.info({ signal }, 'shutting down')
-    await http?.close()
-    await relay.stop()
-    logger.info('stopped')
-  } catch (err) {
-    code = 1
-    logger.error({ err }, 'shutdown failed')
-  } finally {
-    process.exit(code)
+    return await readFile(file, 'utf8')
+  } catch (err: any) {
+    throw new InvalidConfigError(`cannot read ${flag} ${file}: ${err?.code === 'ENOENT' ? 'no such file' : err?.message ?? err}`)
   }
 }
-process.on('SIGTERM', () => { void shutdown('SIGTERM') })
-process.on('SIGINT', () => { void shutdown('SIGINT') })
+
+async function start (config: RelayConfig): Promise<void> {
+  const identity = await loadOrCreateIdentity(config.identity)
+  const tls = config.tlsCert === undefined || config.tlsKey === undefined
+    ? undefined
+    : { cert: await readPem(config.tlsCert, '--tls-cert'), key: await readPem(config.tlsKey, '--tls-key') }
+  logger.info({
+    identity: identity.path,
+    created: identity.created,
+    config: config.config,
+    // where each value came from, for an operator puzzled by one (the TURN secret is not logged)
+    options: Object.fromEntries(Object.entries(sources).map(([k, source]) => [k, { value: k === 'turnSecret' ? '(set)' : (config as any)[k], source }]))
+  }, identity.created ? 'created a new relay identity' : 'loaded the relay identity')
+
+  let relay: Relay
+  try {
+    relay = await createRelay({
+      listen: config.listen,
+      announce: config.announce,
+      privateKey: identity.privateKey,
+      tls,
+      maxReservations: config.maxReservations,
+      maxReservationsPerIp: config.maxReservationsPerIp,
+      maxConnections: config.maxConnections,
+      inboundConnectionThreshold: config.inboundConnectionThreshold,
+      circuitDurationLimit: config.circuitDurationLimit,
+      circuitDataLimit: config.circuitDataLimit,
+      maxRooms: config.maxRooms,
+      roomTtl: config.roomTtl,
+      peers: config.peer
+    })
+  } catch (err: any) {
+    // e.g. EADDRINUSE: a runtime failure, not an invalid value
+    logger.fatal({ err, listen: config.listen }, `the relay could not start: ${err?.message ?? err}`)
+    process.exit(1)
+  }
+  // A flood of connections would flood the log: per-IP rate refusals are debug, the rest info
+  relay.addEventListener('connection:refuse', (evt) => {
+    logger[evt.detail.reason === 'connection-rate' ? 'debug' : 'info'](evt.detail, 'connection refused')
+  })
+  relay.addEventListener('reservation:refuse', (evt) => { logger.info(evt.detail, 'reservation refused') })
+
+  let http: HttpEndpoint | undefined
+  let stopping = false
+  async function shutdown (signal: string): Promise<void> {
+    if (stopping) return
+    stopping = true
+    // a peer that never answers a close must not keep the process alive
+    setTimeout(() => {
+      logger.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'graceful shutdown timed out')
+      process.exit(1)
+    }, SHUTDOWN_TIMEOUT_MS).unref()
+    let code = 0
+    try {
+      const connections = relay.libp2p.getConnections().length
+      logger.info({ signal, connections }, 'shutting down')
+      await relay.stop()
+      await http?.close()
+      logger.info('stopped')
+    } catch (err) {
+      code = 1
+      logger.error({ err }, 'shutdown failed')
+    } finally {
+      process.exit(code)
+    }
+  }
+  // Signal handlers go in before anything says the relay is up: whoever started it may signal it
+  // as soon as it reads that, and an unhandled SIGTERM or SIGHUP kills the process outright.
+  process.on('SIGTERM', () => { void shutdown('SIGTERM') })
+  process.on('SIGINT', () => { void shutdown('SIGINT') })
+  // A renewed certificate (e.g. Let's Encrypt) is picked up without a restart: new TLS
+  // connections get it, open ones keep theirs.
+  const { tlsCert, tlsKey } = config
+  if (tlsCert !== undefined && tlsKey !== undefined) {
+    process.on('SIGHUP', () => {
+      Promise.all([readPem(tlsCert, '--tls-cert'), readPem(tlsKey, '--tls-key')])
+        .then(([cert, key]) => {
+          relay.renewCertificate({ cert, key })
+          logger.info({ cert: tlsCert }, 'reloaded the TLS certificate')
+        })
+        .catch((err) => { logger.error({ err }, `kept the old TLS certificate: ${err?.message ?? err}`) })
+    })
+  }
+
+  for (const ma of relay.getMultiaddrs()) process.stdout.write(`${ma}\n`)
+  logger.info({ peerId: relay.peerId, multiaddrs: relay.getMultiaddrs() }, 'relay listening')
+
+  if (config.http !== undefined) {
+    try {
+      http = await startHttp(relay, {
+        ...config.http,
+        iceServers: { urls: config.iceServer, turnSecret: config.turnSecret, turnTtl: config.turnTtl }
+      })
+    } catch (err: any) {
+      logger.fatal({ err }, `the HTTP endpoint could not start: ${err?.message ?? err}`)
+      await relay.stop()
+      process.exit(1)
+    }
+    logger.info({ url: http.url }, 'http listening')
+  }
+}
+
+try {
+  await start(config)
+} catch (err: any) {
+  if (isConfigError(err)) invalid(err)
+  logger.fatal({ err }, `the relay could not start: ${err?.message ?? err}`)
+  process.exit(1)
+}

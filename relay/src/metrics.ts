@@ -1,0 +1,81 @@
+/**
+ * The relay's own Prometheus metrics, next to libp2p's in one registry. Every value is read from
+ * the plain counters the relay's parts keep (limits.ts, circuits.ts, the room follower) when
+ * Prometheus scrapes, so those parts stay free of prom-client. No metric carries a room name,
+ * topic or peer ID: rooms can be private.
+ */
+import { Counter, Gauge } from 'prom-client'
+import { CIRCUIT_ENDS } from './circuits.js'
+import { REFUSAL_REASONS } from './limits.js'
+import type { CircuitCounts } from './circuits.js'
+import type { LimitCounts } from './limits.js'
+import type { Registry } from 'prom-client'
+
+export interface MetricSources {
+  limits: LimitCounts
+  circuits: CircuitCounts
+  /** Connections opened and closed, all directions. */
+  connections: { opened: number, closed: number }
+  /** Reservations whose peer is connected. */
+  reservations(): number
+  roomsFollowed(): number
+  roomsRefused(): number
+  announcementsRejected(): number
+}
+
+/** A counter whose value is read from `read` at scrape time. */
+function counter (registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect () {
+      this.reset()
+      this.inc(read())
+    }
+  })
+}
+
+/** A counter with one label, each value read from `read` at scrape time. */
+function labelledCounter (registry: Registry, name: string, help: string, label: string, read: () => Record<string, number>): void {
+  new Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers: [registry],
+    collect () {
+      this.reset()
+      for (const [value, n] of Object.entries(read())) this.inc({ [label]: value }, n)
+    }
+  })
+}
+
+function gauge (registry: Registry, name: string, help: string, read: () => number): void {
+  new Gauge({ name, help, registers: [registry], collect () { this.set(read()) } })
+}
+
+/** Registers every `p2p_rooms_relay_*` metric in `registry`. */
+export function registerRelayMetrics (registry: Registry, s: MetricSources): void {
+  // underscores in label values, as Prometheus label values usually are
+  const snake = (r: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(r).map(([k, v]) => [k.replace(/-/g, '_'), v]))
+
+  labelledCounter(registry, 'p2p_rooms_relay_connections_total', 'Connections opened and closed (event="open"|"close"), all directions', 'event',
+    () => ({ open: s.connections.opened, close: s.connections.closed }))
+  counter(registry, 'p2p_rooms_relay_connection_attempts_total', 'Inbound connections that reached the admission check', () => s.limits.connectionAttempts)
+  counter(registry, 'p2p_rooms_relay_connection_successes_total', 'Inbound connections admitted that completed encryption and multiplexing', () => s.limits.connectionSuccesses)
+  counter(registry, 'p2p_rooms_relay_connection_failures_total', 'Inbound connections admitted that closed before completing their upgrade', () => s.limits.connectionFailures)
+  labelledCounter(registry, 'p2p_rooms_relay_refusals_total', `Connections, reservations and rooms refused, by reason (${[...REFUSAL_REASONS, 'max-rooms'].map((r) => r.replace(/-/g, '_')).join(', ')})`, 'reason',
+    () => snake({ ...s.limits.refusals, 'max-rooms': s.roomsRefused() }))
+
+  gauge(registry, 'p2p_rooms_relay_reservations', 'Circuit-relay reservations whose peer is connected', s.reservations)
+  counter(registry, 'p2p_rooms_relay_reservations_opened_total', 'New circuit-relay reservations (refreshes not counted)', () => s.limits.reservationsOpened)
+
+  counter(registry, 'p2p_rooms_relay_circuits_opened_total', 'Relayed connections (circuits) opened to a reserved peer', () => s.circuits.opened)
+  gauge(registry, 'p2p_rooms_relay_circuits', 'Relayed connections (circuits) open now', () => s.circuits.open)
+  labelledCounter(registry, 'p2p_rooms_relay_circuits_closed_total', `Circuits closed, by who closed them (${CIRCUIT_ENDS.map((e) => e.replace(/-/g, '_')).join(', ')})`, 'by',
+    () => snake(s.circuits.closed))
+  counter(registry, 'p2p_rooms_relay_webrtc_upgrades_total', 'Estimate: circuits closed by an endpoint within half the duration limit, as a room node does once its direct WebRTC connection is up', () => s.circuits.upgrades)
+
+  gauge(registry, 'p2p_rooms_relay_rooms_followed', 'Room discovery topics followed', s.roomsFollowed)
+  counter(registry, 'p2p_rooms_relay_announcements_rejected_total', 'Discovery messages rejected as malformed, oversized or not their sender\'s own', s.announcementsRejected)
+}

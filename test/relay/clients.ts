@@ -1,0 +1,125 @@
+/**
+ * Plain Node libp2p clients for relay tests: what is tested is the relay, so the clients carry
+ * only what a browser node uses to talk to it (WebSockets, Noise, yamux, circuit relay, ping).
+ */
+import { networkInterfaces } from 'node:os'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { circuitRelayTransport, RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { pbStream } from '@libp2p/utils'
+import { webSockets } from '@libp2p/websockets'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import parsePrometheusTextFormat from 'parse-prometheus-text-format'
+// the HOP message codec is not exported by the package; tests read the wire status with it
+import { HopMessage } from '../../node_modules/@libp2p/circuit-relay-v2/dist/src/pb/index.js'
+import type { Identify } from '@libp2p/identify'
+import type { Connection } from '@libp2p/interface'
+import type { Ping } from '@libp2p/ping'
+import type { Libp2p } from 'libp2p'
+
+export type Client = Libp2p<{ identify: Identify, ping: Ping }>
+
+const clients: Client[] = []
+
+/** A client; with `listenVia`, it also reserves a slot on that relay and listens through it. */
+export async function client (listenVia?: string): Promise<Client> {
+  const node = await createLibp2p({
+    addresses: { listen: listenVia === undefined ? [] : [`${listenVia}/p2p-circuit`] },
+    transports: [webSockets(), circuitRelayTransport()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: { denyDialMultiaddr: () => false },
+    services: { identify: identify(), ping: ping() }
+  })
+  clients.push(node)
+  return node
+}
+
+/** Stops every client made so far (call in `afterAll`/`afterEach`). */
+export async function stopClients (): Promise<void> {
+  await Promise.all(clients.splice(0).map(async (c) => { await c.stop() }))
+}
+
+/** Resolves once `node` listens on a `/p2p-circuit` address, i.e. holds its reservation. */
+export async function reserved (node: Libp2p, timeoutMs = 20_000): Promise<string> {
+  const find = (): string | undefined => node.getMultiaddrs().map(String).find((ma) => ma.includes('/p2p-circuit'))
+  const deadline = Date.now() + timeoutMs
+  while (find() === undefined) {
+    if (Date.now() > deadline) throw new Error(`no reservation within ${timeoutMs} ms`)
+    await new Promise<void>((resolve) => {
+      const done = (): void => { clearTimeout(timer); node.removeEventListener('self:peer:update', done); resolve() }
+      const timer = setTimeout(done, 500)
+      node.addEventListener('self:peer:update', done)
+    })
+  }
+  return find() as string
+}
+
+/**
+ * Sends one circuit-relay-v2 RESERVE to the relay at `relayAddr` (dialing it if needed) and
+ * returns the status it answers: 'OK', 'RESERVATION_REFUSED', 'PERMISSION_DENIED', …
+ */
+export async function reserve (node: Libp2p, relayAddr: string): Promise<string> {
+  const conn = await node.dial(multiaddr(relayAddr))
+  const stream = await conn.newStream(RELAY_V2_HOP_CODEC)
+  const messages = pbStream(stream).pb(HopMessage)
+  await messages.write({ type: HopMessage.Type.RESERVE })
+  const response = await messages.read({ signal: AbortSignal.timeout(10_000) })
+  await stream.close().catch(() => {})
+  return String(response.status)
+}
+
+/**
+ * Sends `bytes` bytes over one ping stream on `conn` (the ping handler echoes whatever it reads)
+ * and resolves once they all came back. Unlike `ping.ping(peer)`, which dials a new connection
+ * when the only one is limited, this stays on `conn`, a relayed (limited) connection included.
+ */
+export async function echo (conn: Connection, bytes: number): Promise<void> {
+  const stream = await conn.newStream('/ipfs/ping/1.0.0', { runOnLimitedConnection: true })
+  let received = 0
+  const done = new Promise<void>((resolve, reject) => {
+    stream.addEventListener('message', (evt) => {
+      received += evt.data.byteLength
+      if (received >= bytes) resolve()
+    })
+    stream.addEventListener('close', (evt) => { reject(evt.error ?? new Error(`stream closed after ${received} of ${bytes} bytes`)) })
+  })
+  for (let sent = 0; sent < bytes; sent += 1024) stream.send(new Uint8Array(Math.min(1024, bytes - sent)))
+  await done
+  await stream.close().catch(() => {})
+}
+
+/** This machine's first non-loopback IPv4 address: a second source address for per-IP tests. */
+export function otherIp (): string | undefined {
+  return Object.values(networkInterfaces()).flat().find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address
+}
+
+/** The multiaddr among `multiaddrs` on `ip`. */
+export function on (multiaddrs: string[], ip: string): string {
+  const ma = multiaddrs.find((m) => m.startsWith(`/ip4/${ip}/`))
+  if (ma === undefined) throw new Error(`no multiaddr on ${ip} in ${multiaddrs.join(' ')}`)
+  return ma
+}
+
+export interface Sample { name: string, labels: Record<string, string>, value: number }
+
+/** Fetches `/metrics` and parses it with a Prometheus text-format parser. */
+export async function metrics (httpUrl: string): Promise<Sample[]> {
+  const res = await fetch(`${httpUrl}/metrics`)
+  if (!res.ok) throw new Error(`/metrics answered ${res.status}`)
+  const families = parsePrometheusTextFormat(await res.text())
+  return families.flatMap((f) => f.metrics.map((m) => ({ name: f.name, labels: m.labels ?? {}, value: Number(m.value) })))
+}
+
+/** The value of metric `name` (with `labels`) in `samples`, 0 when absent. */
+export function value (samples: Sample[], name: string, labels: Record<string, string> = {}): number {
+  return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value ?? 0
+}
+
+/** Fetches `/status`. */
+export async function status (httpUrl: string): Promise<any> {
+  return (await fetch(`${httpUrl}/status`)).json()
+}
