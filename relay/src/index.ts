@@ -4,7 +4,9 @@
  * The p2p-rooms relay: a libp2p node that browsers reach over WebSockets, holding circuit-relay-v2
  * reservations for them and forwarding room *discovery* announcements. It is a control plane:
  * the circuit limits (2 min / 128 KiB per relayed connection, libp2p's defaults) leave room only
- * for WebRTC signaling, and room traffic itself never reaches it.
+ * for WebRTC signaling, and room traffic itself never reaches it. Every limit an operator needs
+ * on a public relay is an option below; a refusal is an event (`connection:refuse`,
+ * `reservation:refuse`) and a metric, never a crash.
  *
  * @example
  *
@@ -27,41 +29,92 @@ import { ping } from '@libp2p/ping'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { webSockets } from '@libp2p/websockets'
 import { createLibp2p } from 'libp2p'
-import { Counter, Gauge, Registry } from 'prom-client'
+import { TypedEventEmitter } from 'main-event'
+import { Registry } from 'prom-client'
+import { trackCircuits } from './circuits.js'
 import {
+  CONNECTION_CLOSE_TIMEOUT_MS, DEFAULT_CIRCUIT_DATA_LIMIT_BYTES, DEFAULT_CIRCUIT_DURATION_LIMIT_MS,
   DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RESERVATIONS,
-  DEFAULT_MAX_ROOMS, DEFAULT_ROOM_TTL_MS, RELAY_MESH_D, RELAY_MESH_D_HI, RELAY_MESH_D_LO
+  DEFAULT_MAX_RESERVATIONS_PER_IP, DEFAULT_MAX_ROOMS, DEFAULT_ROOM_TTL_MS, LIBP2P_CONNECTION_HEADROOM,
+  RELAY_MESH_D, RELAY_MESH_D_HI, RELAY_MESH_D_LO
 } from './constants.js'
+import { federation } from './federation.js'
+import { createLimits } from './limits.js'
+import { registerRelayMetrics } from './metrics.js'
 import { RoomFollower } from './room-follower.js'
+import { certificateRenewal } from './tls.js'
+import type { CircuitCounts } from './circuits.js'
+import type { Federation } from './federation.js'
+import type { LimitCounts, Refusal } from './limits.js'
+import type { CertificateRenewal } from './tls.js'
 import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { Libp2p } from 'libp2p'
+import type { TypedEventTarget } from 'main-event'
 
 export interface RelayInit {
-  /** WebSockets listen multiaddrs. @default ['/ip4/127.0.0.1/tcp/9090/ws'] */
+  /** WebSockets listen multiaddrs (`/tls/ws` ones need `tls`). @default ['/ip4/127.0.0.1/tcp/9090/ws'] */
   listen?: string[]
+  /**
+   * Multiaddrs the relay advertises (in identify, reservations and `getMultiaddrs()`) instead of
+   * its listen addresses, e.g. `/dns4/relay.example.com/tcp/443/tls/ws` behind a reverse proxy.
+   * @default undefined
+   */
+  announce?: string[]
   /** The relay's identity; a fresh Ed25519 key on every start when absent. @default undefined */
   privateKey?: PrivateKey
-  /** Reservations held at once. @default 1024 */
+  /** PEM certificate (chain) and private key served on `/tls/ws` listen addresses. @default undefined */
+  tls?: { cert: string, key: string }
+  /** Reservations held at once (one per peer; a second request from a peer refreshes its own). @default 1024 */
   maxReservations?: number
-  /** Connections held at once. @default 2048 */
+  /** Reservations held at once for peers connected from one IP address. @default 128 */
+  maxReservationsPerIp?: number
+  /** Connections held at once; inbound connections beyond are refused. @default 2048 */
   maxConnections?: number
   /** Inbound connections per second accepted from one IP. @default 100 */
   inboundConnectionThreshold?: number
+  /** Lifetime of one relayed (circuit) connection, in ms. @default 120000 */
+  circuitDurationLimit?: number
+  /** Bytes one relayed (circuit) connection may carry, both directions together. @default 131072 */
+  circuitDataLimit?: number
   /** Rooms (discovery topics) followed at once. @default 10000 */
   maxRooms?: number
   /** How long a room with no subscriber is still followed, in ms. @default 30000 */
   roomTtl?: number
+  /** Multiaddrs of other relays to federate with, each ending in `/p2p/<peer ID>`. @default [] */
+  peers?: string[]
 }
+
+/**
+ * Events of a relay.
+ *
+ * @example
+ *
+ * ```ts
+ * relay.addEventListener('reservation:refuse', (evt) => {
+ *   console.info('refused a reservation: %s', evt.detail.reason)
+ * })
+ * ```
+ */
+export interface RelayEvents {
+  /** An inbound connection was refused (`detail.reason`: a limit, or shutting down). */
+  'connection:refuse': CustomEvent<Refusal>
+  /** A circuit-relay reservation was refused (`detail.reason`: a limit, or shutting down). */
+  'reservation:refuse': CustomEvent<Refusal>
+}
+
+export type { Refusal, RefusalReason } from './limits.js'
 
 export type RelayServices = {
   identify: Identify
   ping: Ping
   relay: CircuitRelayService
   pubsub: GossipSub
+  federation: Federation
+  certificates: CertificateRenewal
 }
 
 /** Traffic the relay saw, in bytes, per direction. */
@@ -72,26 +125,46 @@ export interface TransferBytes {
   pubsub: { sent: number, received: number }
 }
 
+/** What `GET /status` answers: counts only, never a room name or topic (rooms can be private). */
 export interface RelayStatus {
   peerId: string
+  /** The advertised multiaddrs (the announce addresses when given). */
   multiaddrs: string[]
   connectedPeers: number
+  /** Connections open now (a peer may have several). */
+  connections: number
   /** Reservations whose peer is still connected. */
   reservations: number
   roomsFollowed: number
   uptimeMs: number
-  counters: { connectionsOpened: number, connectionsClosed: number, roomsRefused: number, announcementsRejected: number }
+  counters: {
+    connectionsOpened: number
+    connectionsClosed: number
+    roomsRefused: number
+    announcementsRejected: number
+  } & Omit<LimitCounts, 'refusals'> & {
+    /** Refusals by reason, `max-rooms` included. */
+    refusals: Record<string, number>
+    circuits: CircuitCounts
+  }
+  /** The limits in force. */
+  limits: Required<Pick<RelayInit, 'maxReservations' | 'maxReservationsPerIp' | 'maxConnections' | 'inboundConnectionThreshold' | 'circuitDurationLimit' | 'circuitDataLimit' | 'maxRooms' | 'roomTtl'>>
   transfer: TransferBytes
 }
 
-export interface Relay {
+export interface Relay extends TypedEventTarget<RelayEvents> {
   readonly peerId: string
   readonly libp2p: Libp2p<RelayServices>
   /** The Prometheus registry holding libp2p's metrics and ours. */
   readonly registry: Registry
   getMultiaddrs(): string[]
+  /** Serves new TLS connections on `/tls/ws` listen addresses with this certificate (PEM). */
+  renewCertificate(tls: { cert: string, key: string }): void
   status(): Promise<RelayStatus>
-  /** Closes every connection and stops listening. Idempotent. */
+  /**
+   * Refuses new connections, closes every connection (aborting those that do not close within
+   * 2 s), then stops listening. Idempotent.
+   */
   stop(): Promise<void>
 }
 
@@ -100,17 +173,39 @@ const PUBSUB_PROTOCOLS = ['/meshsub/1.0.0', '/meshsub/1.1.0', '/meshsub/1.2.0', 
 
 /** Creates and starts a relay. */
 export async function createRelay (init: RelayInit = {}): Promise<Relay> {
+  const opts = {
+    maxReservations: init.maxReservations ?? DEFAULT_MAX_RESERVATIONS,
+    maxReservationsPerIp: init.maxReservationsPerIp ?? DEFAULT_MAX_RESERVATIONS_PER_IP,
+    maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    inboundConnectionThreshold: init.inboundConnectionThreshold ?? DEFAULT_INBOUND_CONNECTION_THRESHOLD,
+    circuitDurationLimit: init.circuitDurationLimit ?? DEFAULT_CIRCUIT_DURATION_LIMIT_MS,
+    circuitDataLimit: init.circuitDataLimit ?? DEFAULT_CIRCUIT_DATA_LIMIT_BYTES,
+    maxRooms: init.maxRooms ?? DEFAULT_MAX_ROOMS,
+    roomTtl: init.roomTtl ?? DEFAULT_ROOM_TTL_MS
+  }
+  const events = new TypedEventEmitter<RelayEvents>()
+  const limits = createLimits({
+    ...opts,
+    onRefuse: (refusal) => { events.safeDispatchEvent(`${refusal.kind}:refuse`, { detail: refusal }) }
+  })
   const registry = new Registry()
   const libp2p = await createLibp2p<RelayServices>({
+    // started below, once the limits and counters are wired: no connection may come in before
+    start: false,
     privateKey: init.privateKey,
-    addresses: { listen: init.listen ?? DEFAULT_LISTEN },
-    // browsers can only reach a server over WebSockets (or WebTransport/WebRTC-direct)
-    transports: [webSockets()],
+    addresses: { listen: init.listen ?? DEFAULT_LISTEN, announce: init.announce },
+    // browsers can only reach a server over WebSockets (or WebTransport/WebRTC-direct); the
+    // https options serve the /tls/ws listen addresses
+    transports: [webSockets(init.tls === undefined ? {} : { https: { cert: init.tls.cert, key: init.tls.key } })],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    // refuses over-limit connections and reservations, each with a reason (limits.ts)
+    connectionGater: limits.gater,
     connectionManager: {
-      maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
-      inboundConnectionThreshold: init.inboundConnectionThreshold ?? DEFAULT_INBOUND_CONNECTION_THRESHOLD,
+      // limits.ts refuses inbound connections at `maxConnections`, and says why; libp2p's own
+      // checks, which refuse silently, sit past ours
+      maxConnections: opts.maxConnections + LIBP2P_CONNECTION_HEADROOM,
+      inboundConnectionThreshold: Number.MAX_SAFE_INTEGER,
       maxIncomingPendingConnections: 256
     },
     connectionMonitor: {
@@ -122,10 +217,16 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
       // peers learn our protocols (hop) and their own observed address
       identify: identify(),
       ping: ping(),
-      // keep libp2p's default circuit limits (2 min / 128 KiB): enough for WebRTC signaling,
-      // too little to carry a room, which is what pushes peers onto direct connections
+      // lets `renewCertificate` reach the WebSockets listener (tls.ts)
+      certificates: certificateRenewal(),
+      // circuit limits default to libp2p's (2 min / 128 KiB): enough for WebRTC signaling, too
+      // little to carry a room, which is what pushes peers onto direct connections
       relay: circuitRelayServer({
-        reservations: { maxReservations: init.maxReservations ?? DEFAULT_MAX_RESERVATIONS }
+        reservations: {
+          maxReservations: opts.maxReservations,
+          defaultDurationLimit: opts.circuitDurationLimit,
+          defaultDataLimit: BigInt(opts.circuitDataLimit)
+        }
       }),
       // forwards discovery announcements between room members not yet connected to each other
       pubsub: gossipsub({
@@ -138,53 +239,89 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
         // outlive disconnects by an hour). Browser tabs on one host or behind one NAT share an IP,
         // and past -10 their GRAFTs are ignored: discovery would silently stop for that network.
         scoreParams: { IPColocationFactorWeight: 0 }
-      })
+      }),
+      // keeps the other relays connected, so rooms span relays, and publishes our peer record
+      // for relays and browsers to learn us (federation.ts)
+      federation: federation({ peers: init.peers ?? [] })
     }
   })
   const log = libp2p.logger.forComponent('p2p-rooms:relay')
   const follower = new RoomFollower(libp2p.services.pubsub, {
-    maxRooms: init.maxRooms ?? DEFAULT_MAX_ROOMS,
-    roomTtl: init.roomTtl ?? DEFAULT_ROOM_TTL_MS,
-    log
+    maxRooms: opts.maxRooms,
+    roomTtl: opts.roomTtl,
+    log,
+    ignore: (peer) => libp2p.services.federation.isRelay(peer)
   })
   follower.start()
+  limits.attach(libp2p)
+  const circuits = trackCircuits(libp2p, { durationLimit: opts.circuitDurationLimit })
 
-  const connections = new Counter({ name: 'p2p_rooms_relay_connections_total', help: 'Connections opened and closed', labelNames: ['event'], registers: [registry] })
-  libp2p.addEventListener('connection:open', () => { connections.inc({ event: 'open' }) })
-  libp2p.addEventListener('connection:close', () => { connections.inc({ event: 'close' }) })
-  // libp2p keeps a reservation until its TTL (2 h) even after its peer disconnected, and refuses
-  // circuits to such a peer anyway: count only the reservations that can be used
+  const connections = { opened: 0, closed: 0 }
+  libp2p.addEventListener('connection:open', () => { connections.opened++ })
+  libp2p.addEventListener('connection:close', () => { connections.closed++ })
+  // limits.ts drops a reservation when its peer disconnects; the filter covers the moment between
   const liveReservations = (): number => [...libp2p.services.relay.reservations.keys()].filter((p) => libp2p.getConnections(p).length > 0).length
-  new Gauge({ name: 'p2p_rooms_relay_reservations', help: 'Circuit-relay reservations whose peer is connected', registers: [registry], collect () { this.set(liveReservations()) } })
-  new Gauge({ name: 'p2p_rooms_relay_rooms_followed', help: 'Room discovery topics followed', registers: [registry], collect () { this.set(follower.size) } })
+  registerRelayMetrics(registry, {
+    limits: limits.counts,
+    circuits: circuits.counts,
+    connections,
+    reservations: liveReservations,
+    roomsFollowed: () => follower.size,
+    roomsRefused: () => follower.refused,
+    announcementsRejected: () => follower.rejected
+  })
+  await libp2p.start()
 
   const started = Date.now()
   let stopped = false
-  return {
+  const getMultiaddrs = (): string[] => libp2p.getMultiaddrs().map((ma) => ma.toString())
+  return Object.assign(events, {
     peerId: libp2p.peerId.toString(),
     libp2p,
     registry,
-    getMultiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()),
-    async status () {
-      const byEvent = Object.fromEntries((await connections.get()).values.map((v) => [v.labels.event, v.value]))
+    getMultiaddrs,
+    renewCertificate: (tls: { cert: string, key: string }) => { libp2p.services.certificates.renew(tls) },
+    async status (): Promise<RelayStatus> {
+      const { refusals, ...limitCounts } = limits.counts
       return {
         peerId: libp2p.peerId.toString(),
-        multiaddrs: libp2p.getMultiaddrs().map((ma) => ma.toString()),
+        multiaddrs: getMultiaddrs(),
         connectedPeers: libp2p.getPeers().length,
+        connections: libp2p.getConnections().length,
         reservations: liveReservations(),
         roomsFollowed: follower.size,
         uptimeMs: Date.now() - started,
-        counters: { connectionsOpened: byEvent.open ?? 0, connectionsClosed: byEvent.close ?? 0, roomsRefused: follower.refused, announcementsRejected: follower.rejected },
+        counters: {
+          connectionsOpened: connections.opened,
+          connectionsClosed: connections.closed,
+          roomsRefused: follower.refused,
+          announcementsRejected: follower.rejected,
+          ...limitCounts,
+          refusals: { ...refusals, 'max-rooms': follower.refused },
+          circuits: structuredClone(circuits.counts)
+        },
+        limits: { ...opts },
         transfer: await transferBytes(registry)
       }
     },
     async stop () {
       if (stopped) return
       stopped = true
+      // refuse newcomers, then close connections cleanly before the listeners go: closing a
+      // WebSockets listener destroys the sockets of every connection it accepted
+      limits.close()
+      circuits.close()
       follower.stop()
+      await Promise.all(libp2p.getConnections().map(async (conn) => {
+        try {
+          await conn.close({ signal: AbortSignal.timeout(CONNECTION_CLOSE_TIMEOUT_MS) })
+        } catch (err: any) {
+          conn.abort(err)
+        }
+      }))
       await libp2p.stop()
     }
-  }
+  })
 }
 
 /** Reads libp2p's per-protocol byte counters (`libp2p_data_transfer_bytes_total`). */

@@ -13,6 +13,11 @@ export interface RoomFollowerInit {
   maxRooms: number
   roomTtl: number
   log: Logger
+  /**
+   * Peers whose subscriptions neither start nor keep following a room: a federated relay follows
+   * rooms for its own members, and two relays counting each other would never let a room go.
+   */
+  ignore?: (peerId: string) => boolean
 }
 
 export class RoomFollower implements Startable {
@@ -51,7 +56,8 @@ export class RoomFollower implements Startable {
     this.followed.clear()
   }
 
-  private onSubscriptionChange (evt: CustomEvent<{ subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void {
+  private onSubscriptionChange (evt: CustomEvent<{ peerId: { toString: () => string }, subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void {
+    if (this.init.ignore?.(evt.detail.peerId.toString()) === true) return
     for (const { topic, subscribe } of evt.detail.subscriptions) {
       if (!subscribe || !topic.startsWith(DISCOVERY_TOPIC_PREFIX)) continue
       if (this.followed.has(topic)) {
@@ -83,7 +89,7 @@ export class RoomFollower implements Startable {
   private sweep (): void {
     const now = Date.now()
     for (const [topic, emptySince] of this.followed) {
-      if (this.pubsub.getSubscribers(topic).length > 0) {
+      if (this.pubsub.getSubscribers(topic).some((p) => this.init.ignore?.(p.toString()) !== true)) {
         this.followed.set(topic, undefined)
       } else if (emptySince === undefined) {
         this.followed.set(topic, now)
