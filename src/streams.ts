@@ -313,6 +313,9 @@ export async function request (
         frames.push(frame.subarray())
       }
     })()
+    // awaited below; if send throws first (the stream is already closing), its failure must not
+    // surface as an unhandled rejection
+    reading.catch(() => {})
     // a single small frame; closing the writable end waits until it was handed over
     stream.send(lengthPrefixed(req))
     await Promise.all([stream.close({ signal }), reading])
