@@ -26,12 +26,3 @@ export function handoffRank (candidates: Iterable<HostCandidate>): number {
   for (const c of candidates) min = Math.min(min, c.rank)
   return min - 1
 }
-
-/**
- * Whether a rank claimed in a member's message replaces the one we hold for it. A first claim
- * is taken as it is; after that a member may raise its rank but never lower it by itself: only a
- * handoff from the current host lowers a rank, so a member cannot make itself host.
- */
-export function acceptRankClaim (known: number | undefined, claimed: number): boolean {
-  return known === undefined || claimed >= known
-}

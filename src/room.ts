@@ -12,7 +12,7 @@ import { HISTORY_TIMEOUT_MS } from './constants.js'
 import { dialWithRetry, isPeerGoneError } from './dialer.js'
 import { NotHostError, PeerNotFoundError, RoomClosedError, SessionTypeError } from './errors.js'
 import { canPublishTo } from './gossip-readiness.js'
-import { acceptRankClaim, electHost, handoffRank } from './host.js'
+import { electHost, handoffRank } from './host.js'
 import { isDirect, isRelayed, pathOf } from './paths.js'
 import { RoomMessages } from './room-messages.js'
 import {
@@ -387,7 +387,9 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   private heard (from: string, msg: OpenedMessage): void {
     const m = this.touch(from)
     m.lastHeard = Date.now()
-    if (acceptRankClaim(m.rank, msg.rank) && m.rank === undefined) {
+    // a member's rank is the one it first claims: it cannot lower it later to make itself
+    // host, only a handoff from the host does (onHandoff)
+    if (m.rank === undefined) {
       m.rank = msg.rank
       this.checkReady(from)
       this.electHost()

@@ -15,22 +15,13 @@ import type { SpawnedRelay } from 'p2p-rooms-relay/spawn'
 
 const DIAL = new URL('./fixtures/dial.mjs', import.meta.url).pathname
 
-const hasOpenssl = ((): boolean => {
-  try {
-    execFileSync('openssl', ['version'])
-    return true
-  } catch {
-    return false
-  }
-})()
-
 /** Dials and pings `ma` from a fresh Node process with `env`. */
 async function dialFromProcess (ma: string, env: NodeJS.ProcessEnv): Promise<{ rtt?: number, error?: string }> {
   const { stdout } = await promisify(execFile)(process.execPath, ['--experimental-websocket', DIAL, ma], { env, timeout: 30_000 })
   return JSON.parse(stdout.trim().split('\n').pop() as string)
 }
 
-describe.skipIf(!hasOpenssl)('relay over secure WebSockets', () => {
+describe('relay over secure WebSockets', () => {
   let dir: string
   let relay: SpawnedRelay
   const reloaded = Promise.withResolvers<void>()
