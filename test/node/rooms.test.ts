@@ -45,6 +45,35 @@ describe('room over a real relay', () => {
     expect(new TextDecoder().decode((await atA).data)).toBe('from b')
   })
 
+  it('counts messages and reports each peer\'s path, dials and round-trip time', async () => {
+    members = await roomOf(2, relayAddr, uniqueRoom('stats'))
+    const [a, b] = members
+    await Promise.all([joinedAll(a.room, [b.node.peerId]), joinedAll(b.room, [a.node.peerId])])
+    const texts: string[] = []
+    const received = new Promise<void>((resolve) => {
+      b.room.addEventListener('message', (e) => { if (texts.push(new TextDecoder().decode(e.detail.data)) === 3) resolve() })
+    })
+    for (let i = 0; i < 3; i++) await a.room.publish(`m${i}`)
+    await received
+
+    expect(texts).toEqual(['m0', 'm1', 'm2'])
+    expect(a.room.stats().messages).toMatchObject({ sent: 3, received: 0, gaps: 0 })
+    expect(b.room.stats().messages).toMatchObject({ sent: 0, received: 3, gaps: 0 })
+    // published while b's backlog request was under way, they may come twice (in the backlog and
+    // live): each is delivered once and the second copy counted as a duplicate
+    expect({ ...b.room.stats().messages.dropped, duplicate: 0 }).toEqual({ malformed: 0, tooLarge: 0, rateLimited: 0, notHost: 0, unauthenticated: 0, duplicate: 0, wrongType: 0, notMember: 0 })
+    const dialer = a.node.peerId < b.node.peerId ? a : b
+    const other = dialer === a ? b : a
+    const seen = dialer.room.stats().peers[other.node.peerId]
+    expect(seen).toMatchObject({ path: 'direct', joined: true })
+    expect(seen.dialAttempts).toBeGreaterThanOrEqual(1)
+    expect(seen.dialSuccesses).toBe(1)
+    expect(seen.dialAttempts).toBe(seen.dialSuccesses + seen.dialFailures)
+    // libp2p's connection monitor pings every 10 s: the first RTT comes with its first ping
+    await expect.poll(() => a.room.stats().peers[b.node.peerId]?.rttMs, { timeout: 25_000, interval: 200 }).toBeGreaterThanOrEqual(0)
+    expect(a.room.stats().peers[b.node.peerId]?.lastHeardMs).toBeLessThan(10_000)
+  })
+
   // gossipsub lists a peer as subscribed before its outbound stream is open and publish then
   // skips it silently; five newcomers at once give that race five chances per run
   it('delivers a message published right after peer:join to that peer', async () => {
