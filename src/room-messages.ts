@@ -74,6 +74,8 @@ export interface Delivery {
   data: Uint8Array
   /** Part of a backlog served to a late joiner. */
   history: boolean
+  /** The message as it came, for the mailbox. */
+  raw: Uint8Array
 }
 
 export class RoomMessages {
@@ -232,7 +234,7 @@ export class RoomMessages {
     this.pairSeq.delete(peer)
   }
 
-  /** A broadcast data message delivered: kept for late joiners, oldest dropped past `historySize`. */
+  /** A data message delivered: kept for late joiners, oldest dropped past `historySize` (0 in a pairwise room). */
   remember (from: string, raw: Uint8Array): void {
     if (this.init.historySize <= 0) return
     this.mailbox.push({ from, raw })

@@ -335,7 +335,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
       this.messages.drop('malformed')
       return
     }
-    this.receiveData({ from, seq: opened.seq, data: opened.body, history: false }, true)
+    this.receiveData({ from, seq: opened.seq, data: opened.body, history: false, raw: opened.raw }, true)
   }
 
   /** The backlog a member asked us for: our mailbox, each message labelled with its sender. */
@@ -374,8 +374,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
         this.messages.drop('notHost')
         return TopicValidatorResult.Ignore
       }
-      this.messages.remember(from, opened.raw)
-      this.receiveData({ from, seq: opened.seq, data: opened.body, history: false }, false)
+      this.receiveData({ from, seq: opened.seq, data: opened.body, history: false, raw: opened.raw }, false)
       return TopicValidatorResult.Accept
     } catch (err) {
       this.ctx.log.error('validating a message from %s in %s failed - %e', from, this.name, err)
@@ -426,9 +425,14 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     this.release(this.messages.order(delivery, pair))
   }
 
+  /**
+   * Hands messages to the application in order, and to the mailbox then, so a backlog we serve
+   * is in each sender's order too (a pairwise room keeps no mailbox).
+   */
   private release (r: Release<Delivery>): void {
     for (const gap of r.gaps) this.safeDispatchEvent('gap', { detail: gap })
     for (const { item } of r.deliver) {
+      this.messages.remember(item.from, item.raw)
       this.safeDispatchEvent('message', { detail: { from: item.from, data: item.data, seq: item.seq, history: item.history, topic: this.name } })
     }
     this.scheduleFlush()
@@ -483,8 +487,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
         continue
       }
       last.set(from, opened.seq)
-      this.messages.remember(from, opened.raw)
-      backlog.push({ from, seq: opened.seq, data: opened.body, history: true })
+      backlog.push({ from, seq: opened.seq, data: opened.body, history: true, raw: opened.raw })
     }
     this.history = 'done'
     this.release({ deliver: backlog.map((item) => ({ from: item.from, seq: item.seq, item })), gaps: [] })
@@ -545,7 +548,6 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   }
 
   // --- membership ---------------------------------------------------------------------------
-
 
   private onAnnouncement (from: string, data: Uint8Array): void {
     const a = decodeAnnouncement(data, from)

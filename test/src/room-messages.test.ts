@@ -43,7 +43,7 @@ describe('room messages at a receiver', () => {
     for (let i = 1; i <= 1000; i++) {
       clock.t = i // 1,000 messages over one simulated second
       const opened = await receiver.open('flooder', await sender.encode('flooder', KIND_DATA, i, 1, bytes(`m${i}`)), { rateLimit: true, pair: false })
-      if (typeof opened !== 'string') delivered += receiver.order({ from: 'flooder', seq: opened.seq, data: opened.body, history: false }).deliver.length
+      if (typeof opened !== 'string') delivered += receiver.order({ from: 'flooder', seq: opened.seq, data: opened.body, history: false, raw: opened.raw }).deliver.length
     }
     delivered += receiver.flush().deliver.length
     expect(delivered).toBeLessThanOrEqual(5 + 10)
@@ -74,7 +74,7 @@ describe('room messages at a receiver', () => {
 
   it('delivers once, in order, and skips what a backlog already delivered', () => {
     const m = messages()
-    const d = (seq: number) => ({ from: 'a', seq, data: bytes(String(seq)), history: false })
+    const d = (seq: number) => ({ from: 'a', seq, data: bytes(String(seq)), history: false, raw: bytes(String(seq)) })
     m.continueAfter('a', 3)
     expect(m.order(d(2)).deliver).toEqual([])
     expect(m.counters.dropped.duplicate).toBe(1)
