@@ -10,7 +10,7 @@ import { MessageTooLargeError, RateLimitedError } from './errors.js'
 import { open, seal } from './private-room.js'
 import { RateLimiter, TokenBucket } from './rate-limit.js'
 import { Sequencer } from './sequence.js'
-import { KIND_DATA, ROOM_HEADER_BYTES, decodeRoomMessage, encodeRoomHeader, sealedContext } from './wire.js'
+import { KIND_DATA, ROOM_HEADER_BYTES, decodeLabelled, decodeRoomMessage, encodeRoomHeader, sealedContext } from './wire.js'
 import type { Gap, Release } from './sequence.js'
 import type { RoomMessageKind } from './wire.js'
 
@@ -239,6 +239,40 @@ export class RoomMessages {
     if (this.init.historySize <= 0) return
     this.mailbox.push({ from, raw })
     if (this.mailbox.length > this.init.historySize) this.mailbox.shift()
+  }
+
+  /**
+   * Checks a backlog a member served us (frames labelled with each message's sender) like live
+   * messages, less the rate limit: what is malformed, unauthenticated, oversized or out of its
+   * sender's order is dropped and counted. Returns what to deliver, in order, and the last seq
+   * of each sender, where its live messages continue.
+   */
+  async openBacklog (self: string, frames: Uint8Array[]): Promise<{ backlog: Delivery[], last: Map<string, number> }> {
+    const last = new Map<string, number>()
+    const backlog: Delivery[] = []
+    for (const frame of frames) {
+      const labelled = decodeLabelled(frame)
+      if (labelled === undefined) {
+        this.drop('malformed')
+        continue
+      }
+      const from = labelled.label
+      if (from === self) continue
+      const opened = await this.open(from, labelled.rest, { rateLimit: false, pair: false })
+      if (typeof opened === 'string') continue
+      if (opened.kind !== KIND_DATA) {
+        this.drop('malformed')
+        continue
+      }
+      if ((last.get(from) ?? 0) >= opened.seq) {
+        this.drop('duplicate')
+        continue
+      }
+      last.set(from, opened.seq)
+      backlog.push({ from, seq: opened.seq, data: opened.body, history: true, raw: opened.raw })
+    }
+    this.counters.received += backlog.length
+    return { backlog, last }
   }
 
   /** The mailbox, oldest first. */

@@ -6,8 +6,8 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { TypedEventEmitter } from 'main-event'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { TypedEventEmitter } from 'main-event'
 import { HISTORY_TIMEOUT_MS } from './constants.js'
 import { dialWithRetry, isPeerGoneError } from './dialer.js'
 import { NotHostError, PeerNotFoundError, RoomClosedError, SessionTypeError } from './errors.js'
@@ -16,7 +16,7 @@ import { electHost, handoffRank } from './host.js'
 import { isDirect, isRelayed, pathOf } from './paths.js'
 import { RoomMessages } from './room-messages.js'
 import {
-  KIND_DATA, KIND_HANDOFF, KIND_HEARTBEAT, decodeAnnouncement, decodeHandoff, decodeLabelled, encodeAnnouncement,
+  KIND_DATA, KIND_HANDOFF, KIND_HEARTBEAT, decodeAnnouncement, decodeHandoff, encodeAnnouncement,
   encodeHandoff, encodeLabelled, roomTopics
 } from './wire.js'
 import type { ResolvedRoomNodeOptions, RoomEvents, Room, RoomPeer, RoomPeerStats, LeaveReason, PublishResult, SessionType, RoomStats } from './index.js'
@@ -466,32 +466,9 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
       this.ctx.log('no backlog from %s in %s - %e', peer, this.name, err)
     }
     if (this.closed) return
-    const last = new Map<string, number>()
-    const backlog: Delivery[] = []
-    for (const frame of frames) {
-      const labelled = decodeLabelled(frame)
-      if (labelled === undefined) {
-        this.messages.drop('malformed')
-        continue
-      }
-      const from = labelled.label
-      if (from === this.self) continue
-      const opened = await this.messages.open(from, labelled.rest, { rateLimit: false, pair: false })
-      if (typeof opened === 'string') continue
-      if (opened.kind !== KIND_DATA) {
-        this.messages.drop('malformed')
-        continue
-      }
-      if ((last.get(from) ?? 0) >= opened.seq) {
-        this.messages.drop('duplicate')
-        continue
-      }
-      last.set(from, opened.seq)
-      backlog.push({ from, seq: opened.seq, data: opened.body, history: true, raw: opened.raw })
-    }
+    const { backlog, last } = await this.messages.openBacklog(this.self, frames)
     this.history = 'done'
     this.release({ deliver: backlog.map((item) => ({ from: item.from, seq: item.seq, item })), gaps: [] })
-    this.messages.counters.received += backlog.length
     // live messages continue each sender's sequence where its backlog ended
     for (const [from, seq] of last) this.release(this.messages.continueAfter(from, seq))
     for (const { delivery, pair } of this.heldForHistory.splice(0)) this.release(this.messages.order(delivery, pair))

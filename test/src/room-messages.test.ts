@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { deriveRoomSecrets } from '../../src/private-room.js'
 import { RoomMessages } from '../../src/room-messages.js'
-import { KIND_DATA, KIND_HEARTBEAT } from '../../src/wire.js'
+import { KIND_DATA, KIND_HEARTBEAT, encodeLabelled } from '../../src/wire.js'
 import type { RoomMessagesInit } from '../../src/room-messages.js'
 
 const TOPIC = '/p2p-rooms/2/room/broadcast/test'
@@ -86,5 +86,29 @@ describe('room messages at a receiver', () => {
     const m = messages()
     for (let i = 1; i <= 5; i++) m.remember('a', bytes(String(i)))
     expect(m.backlog().map((e) => new TextDecoder().decode(e.raw))).toEqual(['3', '4', '5'])
+  })
+})
+
+describe('room messages in a backlog', () => {
+  it('checks each message like a live one, keeps each sender in order and says where live ones continue', async () => {
+    const key = (await deriveRoomSecrets('r', 'broadcast', 'secret')).key
+    const alice = messages({ key })
+    const bob = messages({ key })
+    const forger = messages({ key: (await deriveRoomSecrets('r', 'broadcast', 'guess')).key })
+    const frame = async (m: RoomMessages, from: string, seq: number): Promise<Uint8Array> => encodeLabelled(from, await m.encode(from, KIND_DATA, seq, 1, bytes(`${from}${seq}`)))
+    const frames = [
+      await frame(alice, 'alice', 1), await frame(bob, 'bob', 4), await frame(alice, 'alice', 2),
+      await frame(alice, 'alice', 2), // again
+      await frame(forger, 'alice', 3), // sealed without the secret
+      await frame(alice, 'me', 9), // our own
+      bytes('junk')
+    ]
+    const receiver = messages({ key })
+    const { backlog, last } = await receiver.openBacklog('me', frames)
+    expect(backlog.map((d) => new TextDecoder().decode(d.data))).toEqual(['alice1', 'bob4', 'alice2'])
+    expect(backlog.every((d) => d.history)).toBe(true)
+    expect([...last]).toEqual([['alice', 2], ['bob', 4]])
+    expect(receiver.counters.dropped).toMatchObject({ duplicate: 1, unauthenticated: 1, malformed: 1 })
+    expect(receiver.counters.received).toBe(3)
   })
 })
