@@ -81,6 +81,7 @@ async function start (config: RelayConfig): Promise<void> {
       circuitDataLimit: config.circuitDataLimit,
       maxRooms: config.maxRooms,
       roomTtl: config.roomTtl,
+      pingInterval: config.pingInterval,
       peers: config.peer
     })
   } catch (err: any) {

@@ -12,7 +12,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import {
   DEFAULT_CIRCUIT_DATA_LIMIT_BYTES, DEFAULT_CIRCUIT_DURATION_LIMIT_MS, DEFAULT_IDENTITY_FILE,
   DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_LOG_LEVEL, DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_MAX_RESERVATIONS, DEFAULT_MAX_RESERVATIONS_PER_IP, DEFAULT_MAX_ROOMS, DEFAULT_ROOM_TTL_MS,
+  DEFAULT_MAX_RESERVATIONS, DEFAULT_MAX_RESERVATIONS_PER_IP, DEFAULT_MAX_ROOMS, DEFAULT_PING_INTERVAL_MS, DEFAULT_ROOM_TTL_MS,
   DEFAULT_TURN_TTL_S, ENV_PREFIX, LOG_LEVELS
 } from './constants.js'
 import { InvalidConfigError } from './errors.js'
@@ -43,6 +43,8 @@ export interface RelayConfig {
   maxRooms: number
   /** ms */
   roomTtl: number
+  /** ms */
+  pingInterval: number
   /** STUN/TURN URLs served by `GET /ice-servers`. */
   iceServer: string[]
   turnSecret?: string
@@ -146,6 +148,8 @@ function createProgram (): Command {
       .default(DEFAULT_MAX_ROOMS).argParser(positiveInteger))
     .addOption(option('--room-ttl <ms>', 'how long a room with no subscriber is still followed, in ms')
       .default(DEFAULT_ROOM_TTL_MS).argParser(positiveInteger))
+    .addOption(option('--ping-interval <ms>', 'how often each connection is pinged to find dead peers, in ms')
+      .default(DEFAULT_PING_INTERVAL_MS).argParser(positiveInteger))
     .addOption(option('--ice-server <url...>', 'STUN/TURN URLs handed to browsers by GET /ice-servers')
       .default(undefined, 'none').argParser(list(iceUrl)))
     .addOption(option('--turn-secret <secret>', 'shared secret of the TURN server (coturn static-auth-secret): /ice-servers mints TURN REST credentials with it')

@@ -64,6 +64,13 @@ export const DEFAULT_MAX_ROOMS = 10_000
 /** How long a followed room with no subscriber is kept before the relay unsubscribes, in ms. */
 export const DEFAULT_ROOM_TTL_MS = 30_000
 
+/**
+ * How often the relay pings each connection to find dead ones (libp2p's connection monitor),
+ * in ms. libp2p's 10 s makes pings the largest idle cost of a relay with thousands of tabs
+ * (`npm run bench:relay`); a dead peer's reservation waits at most this long longer.
+ */
+export const DEFAULT_PING_INTERVAL_MS = 30_000
+
 /** Lifetime of the TURN credentials `GET /ice-servers` mints, in seconds (a day, like coturn's examples). */
 export const DEFAULT_TURN_TTL_S = 86_400
 

@@ -35,7 +35,7 @@ import { trackCircuits } from './circuits.js'
 import {
   CONNECTION_CLOSE_TIMEOUT_MS, DEFAULT_CIRCUIT_DATA_LIMIT_BYTES, DEFAULT_CIRCUIT_DURATION_LIMIT_MS,
   DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RESERVATIONS,
-  DEFAULT_MAX_RESERVATIONS_PER_IP, DEFAULT_MAX_ROOMS, DEFAULT_ROOM_TTL_MS, LIBP2P_CONNECTION_HEADROOM,
+  DEFAULT_MAX_RESERVATIONS_PER_IP, DEFAULT_MAX_ROOMS, DEFAULT_PING_INTERVAL_MS, DEFAULT_ROOM_TTL_MS, LIBP2P_CONNECTION_HEADROOM,
   RELAY_MESH_D, RELAY_MESH_D_HI, RELAY_MESH_D_LO
 } from './constants.js'
 import { federation } from './federation.js'
@@ -84,6 +84,8 @@ export interface RelayInit {
   maxRooms?: number
   /** How long a room with no subscriber is still followed, in ms. @default 30000 */
   roomTtl?: number
+  /** How often each connection is pinged to find dead peers, in ms. @default 30000 */
+  pingInterval?: number
   /** Multiaddrs of other relays to federate with, each ending in `/p2p/<peer ID>`. @default [] */
   peers?: string[]
 }
@@ -181,7 +183,8 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
     circuitDurationLimit: init.circuitDurationLimit ?? DEFAULT_CIRCUIT_DURATION_LIMIT_MS,
     circuitDataLimit: init.circuitDataLimit ?? DEFAULT_CIRCUIT_DATA_LIMIT_BYTES,
     maxRooms: init.maxRooms ?? DEFAULT_MAX_ROOMS,
-    roomTtl: init.roomTtl ?? DEFAULT_ROOM_TTL_MS
+    roomTtl: init.roomTtl ?? DEFAULT_ROOM_TTL_MS,
+    pingInterval: init.pingInterval ?? DEFAULT_PING_INTERVAL_MS
   }
   const events = new TypedEventEmitter<RelayEvents>()
   const limits = createLimits({
@@ -209,6 +212,8 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
       maxIncomingPendingConnections: 256
     },
     connectionMonitor: {
+      // pings are most of an idle relay's CPU: every connection, every interval
+      pingInterval: opts.pingInterval,
       // a browser on a busy machine answers pings late; dropping it would drop its reservation
       pingTimeout: { maxTimeout: 30_000 }
     },
