@@ -186,6 +186,8 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
     roomTtl: init.roomTtl ?? DEFAULT_ROOM_TTL_MS,
     pingInterval: init.pingInterval ?? DEFAULT_PING_INTERVAL_MS
   }
+  // what /status reports as the limits in force (the ping interval is not a limit)
+  const { pingInterval: _pingInterval, ...inForce } = opts
   const events = new TypedEventEmitter<RelayEvents>()
   const limits = createLimits({
     ...opts,
@@ -305,7 +307,7 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
           refusals: { ...refusals, 'max-rooms': follower.refused },
           circuits: structuredClone(circuits.counts)
         },
-        limits: { ...opts },
+        limits: inForce,
         transfer: await transferBytes(registry)
       }
     },
