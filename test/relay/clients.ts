@@ -6,6 +6,7 @@ import { networkInterfaces } from 'node:os'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { circuitRelayTransport, RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
+import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { pbStream } from '@libp2p/utils'
@@ -15,6 +16,7 @@ import { createLibp2p } from 'libp2p'
 import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 // the HOP message codec is not exported by the package; tests read the wire status with it
 import { HopMessage } from '../../node_modules/@libp2p/circuit-relay-v2/dist/src/pb/index.js'
+import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { Connection } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
@@ -35,6 +37,23 @@ export async function client (listenVia?: string): Promise<Client> {
     services: { identify: identify(), ping: ping() }
   })
   clients.push(node)
+  return node
+}
+
+/**
+ * A plain gossipsub node dialed to `relayAddr`, standing in for a room member's discovery
+ * subscriptions; stopped by `stopClients` or by the caller.
+ */
+export async function gossipClient (relayAddr: string): Promise<Libp2p<{ identify: Identify, pubsub: GossipSub }>> {
+  const node = await createLibp2p({
+    transports: [webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: { denyDialMultiaddr: () => false },
+    services: { identify: identify(), pubsub: gossipsub() }
+  })
+  clients.push(node as unknown as Client)
+  await node.dial(multiaddr(relayAddr))
   return node
 }
 

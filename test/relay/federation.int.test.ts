@@ -4,20 +4,14 @@
  * was never given and fails over to one when its relay goes away. Real relays (in this process,
  * port 0) and real Node room nodes (WebRTC through node-datachannel).
  */
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { gossipsub } from '@libp2p/gossipsub'
-import { identify } from '@libp2p/identify'
-import { webSockets } from '@libp2p/websockets'
-import { multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p } from 'libp2p'
 import { afterEach, describe, expect, it } from 'vitest'
 import { FEDERATION_TAG } from '../../relay/src/federation.js'
 import { createRelay } from '../../relay/src/index.js'
 import { DISCOVERY_TOPIC_PREFIX } from '../../src/constants.js'
 import { createRoomNode } from '../../src/index.js'
 import { joinedAll, nextEvent, uniqueRoom } from '../node/helpers.js'
+import { gossipClient } from './clients.js'
 import type { Relay, RelayInit } from '../../relay/src/index.js'
 import type { RelayEvents, RelayInfo, RoomNode } from '../../src/index.js'
 
@@ -68,15 +62,8 @@ const federated = (r: Relay): string[] => r.libp2p.services.federation.peers()
 
 /** A plain gossipsub client on `relay`, standing in for a room member's discovery subscription. */
 async function member (relay: Relay): Promise<{ stop: () => Promise<void>, subscribe: (topic: string) => void }> {
-  const node = await createLibp2p({
-    transports: [webSockets()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    connectionGater: { denyDialMultiaddr: () => false },
-    services: { identify: identify(), pubsub: gossipsub() }
-  })
+  const node = await gossipClient(relay.getMultiaddrs()[0])
   started.push({ stop: async () => { await node.stop() } })
-  await node.dial(multiaddr(relay.getMultiaddrs()[0]))
   return { stop: async () => { await node.stop() }, subscribe: (topic) => { node.services.pubsub.subscribe(topic) } }
 }
 

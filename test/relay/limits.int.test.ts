@@ -6,19 +6,12 @@
  * Per-IP limits need two source addresses: the relay listens on 0.0.0.0, one client dials it on
  * 127.0.0.1 and another on this machine's non-loopback address.
  */
-import { gossipsub } from '@libp2p/gossipsub'
-import { identify } from '@libp2p/identify'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p } from 'libp2p'
 import { spawnRelay } from 'p2p-rooms-relay/spawn'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DISCOVERY_TOPIC_PREFIX } from '../../src/constants.js'
-import { client, echo, metrics, on, otherIp, reserve, reserved, status, stopClients, value } from './clients.js'
+import { client, echo, gossipClient, metrics, on, otherIp, reserve, reserved, status, stopClients, value } from './clients.js'
 import type { SpawnedRelay } from 'p2p-rooms-relay/spawn'
-import type { GossipSub } from '@libp2p/gossipsub'
 import type { Connection } from '@libp2p/interface'
 
 const ip2 = otherIp()
@@ -178,16 +171,9 @@ describe('relay circuit limits', () => {
 describe('relay room limit', () => {
   it('follows no more than --max-rooms rooms, counting the ones it refuses', async () => {
     const relay = await relayWith(['--max-rooms', '1'])
-    const node = await createLibp2p({
-      transports: [webSockets()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
-      connectionGater: { denyDialMultiaddr: () => false },
-      services: { identify: identify(), pubsub: gossipsub() }
-    })
+    const node = await gossipClient(relay.multiaddrs[0])
     try {
-      const pubsub = node.services.pubsub as GossipSub
-      await node.dial(multiaddr(relay.multiaddrs[0]))
+      const pubsub = node.services.pubsub
       const [kept, refused] = [`${DISCOVERY_TOPIC_PREFIX}kept-${Date.now()}`, `${DISCOVERY_TOPIC_PREFIX}refused-${Date.now()}`]
       pubsub.subscribe(kept)
       await expect.poll(() => pubsub.getSubscribers(kept).map(String), { timeout: 10_000 }).toContain(relay.peerId)
