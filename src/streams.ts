@@ -75,39 +75,25 @@ export async function handleFrames (
   opts: FrameOptions
 ): Promise<() => Promise<void>> {
   const log = libp2p.logger.forComponent(LOG_COMPONENT)
-  const open = new Set<Stream>()
   let stopped = false
-
-  await libp2p.handle(protocol, async (stream, connection) => {
-    const from = connection.remotePeer.toString()
-    if (!overDirectConnection(stream, connection, log)) return
-    open.add(stream)
-    try {
-      for await (const frame of decode(incoming(stream), { maxDataLength: opts.maxFrameBytes })) {
-        if (stopped) {
-          stream.abort(new AbortError(`${protocol} handler unregistered`))
-          return
-        }
-        try {
-          onFrame(from, frame.subarray())
-        } catch (err) {
-          log.error('%s frame handler threw on a frame from %s - %e', protocol, from, err)
-        }
+  const unhandle = await serveDirect(libp2p, protocol, log, async (stream, from) => {
+    for await (const frame of decode(incoming(stream), { maxDataLength: opts.maxFrameBytes })) {
+      if (stopped) {
+        stream.abort(new AbortError(`${protocol} handler unregistered`))
+        return
       }
-      // the sender closed its end: close ours, so the stream is gone on both sides
-      await stream.close()
-    } catch (err) {
-      log.error('aborting %s stream from %s - %e', protocol, from, err)
-      stream.abort(asError(err))
-    } finally {
-      open.delete(stream)
+      try {
+        onFrame(from, frame.subarray())
+      } catch (err) {
+        log.error('%s frame handler threw on a frame from %s - %e', protocol, from, err)
+      }
     }
-  }, { runOnLimitedConnection: false })
-
+    // the sender closed its end: close ours, so the stream is gone on both sides
+    await stream.close()
+  })
   return async () => {
     stopped = true
-    await libp2p.unhandle(protocol)
-    for (const stream of open) stream.abort(new AbortError(`${protocol} handler unregistered`))
+    await unhandle()
   }
 }
 
@@ -236,30 +222,45 @@ export async function handleRequests (
   opts: RequestOptions
 ): Promise<() => Promise<void>> {
   const log = libp2p.logger.forComponent(LOG_COMPONENT)
-  const open = new Set<Stream>()
+  return serveDirect(libp2p, protocol, log, async (stream, from) => {
+    // a requester that opens a stream and stays silent must not hold it open forever
+    const timer = setTimeout(() => { stream.abort(new RequestTimeoutError(`no request within ${REQUEST_TIMEOUT_MS} ms`)) }, REQUEST_TIMEOUT_MS)
+    const req = await firstFrame(stream, opts.maxFrameBytes).finally(() => { clearTimeout(timer) })
+    let frames = await onRequest(from, req)
+    if (frames.length > opts.maxFrames) {
+      log('%s response to %s cut from %d to %d frames', protocol, from, frames.length, opts.maxFrames)
+      frames = frames.slice(0, opts.maxFrames)
+    }
+    // checked before the first frame goes out, so a requester never gets a partial response
+    const tooLarge = frames.find((f) => f.byteLength > opts.maxFrameBytes)
+    if (tooLarge !== undefined) {
+      throw new FrameTooLargeError(`a response frame of ${tooLarge.byteLength} bytes is over the ${opts.maxFrameBytes} byte limit`)
+    }
+    for (const frame of frames) {
+      if (!stream.send(lengthPrefixed(frame))) await drained(stream)
+    }
+    await stream.close()
+  })
+}
 
+/**
+ * Registers `protocol` for inbound streams over our direct connections only, runs `serve` on
+ * each, and aborts (and logs) a stream whose `serve` fails. Resolves with a function that
+ * unregisters the protocol and aborts the streams still open on it.
+ */
+async function serveDirect (
+  libp2p: Libp2p,
+  protocol: string,
+  log: Logger,
+  serve: (stream: Stream, from: string) => Promise<void>
+): Promise<() => Promise<void>> {
+  const open = new Set<Stream>()
   await libp2p.handle(protocol, async (stream, connection) => {
     const from = connection.remotePeer.toString()
     if (!overDirectConnection(stream, connection, log)) return
     open.add(stream)
     try {
-      // a requester that opens a stream and stays silent must not hold it open forever
-      const timer = setTimeout(() => { stream.abort(new RequestTimeoutError(`no request within ${REQUEST_TIMEOUT_MS} ms`)) }, REQUEST_TIMEOUT_MS)
-      const req = await firstFrame(stream, opts.maxFrameBytes).finally(() => { clearTimeout(timer) })
-      let frames = await onRequest(from, req)
-      if (frames.length > opts.maxFrames) {
-        log('%s response to %s cut from %d to %d frames', protocol, from, frames.length, opts.maxFrames)
-        frames = frames.slice(0, opts.maxFrames)
-      }
-      // checked before the first frame goes out, so a requester never gets a partial response
-      const tooLarge = frames.find((f) => f.byteLength > opts.maxFrameBytes)
-      if (tooLarge !== undefined) {
-        throw new FrameTooLargeError(`a response frame of ${tooLarge.byteLength} bytes is over the ${opts.maxFrameBytes} byte limit`)
-      }
-      for (const frame of frames) {
-        if (!stream.send(lengthPrefixed(frame))) await drained(stream)
-      }
-      await stream.close()
+      await serve(stream, from)
     } catch (err) {
       log.error('aborting %s stream from %s - %e', protocol, from, err)
       stream.abort(asError(err))
@@ -267,7 +268,6 @@ export async function handleRequests (
       open.delete(stream)
     }
   }, { runOnLimitedConnection: false })
-
   return async () => {
     await libp2p.unhandle(protocol)
     for (const stream of open) stream.abort(new AbortError(`${protocol} handler unregistered`))
