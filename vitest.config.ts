@@ -38,12 +38,13 @@ export default defineConfig({
         }
       },
       {
-        // `npm run bench`: latency in real Chromium tabs and relay cost per peer; not part of `npm test`
+        // `npm run bench`: meeting and latency in real Chromium tabs beside PeerJS, and relay cost
+        // per peer; not part of `npm test`
         test: {
           name: 'bench',
           include: ['test/bench/**/*.bench.test.ts'],
           setupFiles: ['relay/src/polyfill.ts'],
-          globalSetup: ['test/setup/relay.ts', 'test/setup/fixture-server.ts'],
+          globalSetup: ['test/setup/relay.ts', 'test/setup/bench.ts'],
           testTimeout: 600_000,
           hookTimeout: 120_000,
           fileParallelism: false,

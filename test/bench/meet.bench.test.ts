@@ -1,0 +1,235 @@
+/**
+ * `npm run bench`: how fast rooms meet and deliver, in real Chromium tabs through a real relay
+ * process, side by side with PeerJS (a local PeerServer, the same Chromium, the same way of opening
+ * tabs) measured in the same run. Machines here are noisy: the ratio is the result, an absolute
+ * time is context. It asserts only that it measured; targets are read from its table.
+ *
+ * Both apps (test/bench/fixture) are built minified and opened the way users open tabs: every page
+ * of a batch gets its own browser context, then all navigate at once. Times start at each page's
+ * navigation (its `performance.timeOrigin`), so page load is part of every meeting time.
+ *
+ * - meet 2: 2 tabs opened together; each tab's time to the first message of the other (each side
+ *   sends a hello the moment the other is reachable: `peer:join`, or PeerJS's connection `open`)
+ * - mesh 6 / mesh 10: tabs opened together; from the first navigation to the moment every tab
+ *   reaches every other
+ * - join 7th: a tab opened into a settled mesh of 6; from its navigation to reaching all 6
+ * - one-way latency: 6 tabs, one sending 100 stamped messages at 50/s; at each of the other 5
+ * - all send: 6 tabs each sending 10 messages/s for 10 s; latency, and every message once
+ * - round trip: 2 tabs, sequential pings
+ *
+ * Ours also reports the median of each meeting phase (`room.stats().peers[id].timeline`) for 2 and
+ * 6 tabs, in ms from navigation. Results: printed, and written to bench-results/meet.json and .md.
+ * Knobs: BENCH_MEET_RUNS (9), BENCH_MESH_RUNS (5), BENCH_MESH10_RUNS (3), BENCH_PINGS (200),
+ * BENCH_SYSTEMS (`ours,peerjs`).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { launchChromium } from '../browser/tabs.js'
+import type { BenchRecord } from './fixture/record.js'
+import type { Browser, Page } from 'playwright-core'
+
+const relayAddr = inject('relayAddr')
+const benchUrl = inject('benchUrl')
+const peerServer = inject('peerServer')
+const MEET_RUNS = Number(process.env.BENCH_MEET_RUNS ?? 9)
+const MESH_RUNS = Number(process.env.BENCH_MESH_RUNS ?? 5)
+const MESH10_RUNS = Number(process.env.BENCH_MESH10_RUNS ?? 3)
+const PINGS = Number(process.env.BENCH_PINGS ?? 200)
+const SYSTEMS = (process.env.BENCH_SYSTEMS ?? 'ours,peerjs').split(',') as SystemName[]
+const TIMEOUT = 180_000
+
+type SystemName = 'ours' | 'peerjs'
+
+/** URLs of a batch: `n` tabs of one room (ours) or one full mesh (PeerJS, tab i dials tabs after it). */
+function batchUrls (system: SystemName, batch: string, n: number, hello: boolean): string[] {
+  return Array.from({ length: n }, (_, i) => tabUrl(system, batch, i, Array.from({ length: n - i - 1 }, (_, k) => i + k + 1), hello))
+}
+
+/** Tab `i` of `batch`; a PeerJS tab dials the tabs of index `dial` (ours finds them through the room). */
+function tabUrl (system: SystemName, batch: string, i: number, dial: number[], hello: boolean): string {
+  const h = hello ? '&hello=1' : ''
+  if (system === 'ours') return `${benchUrl}rooms.html?relay=${encodeURIComponent(relayAddr)}&room=${batch}${h}`
+  return `${benchUrl}peerjs.html?server=${peerServer}&id=${batch}-${i}&dial=${dial.map((k) => `${batch}-${k}`).join(',')}${h}`
+}
+
+/** Opens every URL in its own context, then navigates all at once: tabs opened together. */
+async function openTogether (browser: Browser, urls: string[]): Promise<Page[]> {
+  const pages = await Promise.all(urls.map(async () => (await browser.newContext()).newPage()))
+  for (const page of pages) page.on('pageerror', (err) => { console.error(`[bench tab] ${err.message}`) })
+  await Promise.all(pages.map(async (page, i) => { await page.goto(urls[i]) }))
+  return pages
+}
+
+async function closeAll (pages: Page[]): Promise<void> {
+  await Promise.all(pages.map(async (p) => { await p.context().close() }))
+}
+
+const rec = async (page: Page): Promise<BenchRecord> => page.evaluate(() => window.bench.rec)
+
+/** Waits until `page` reached `count` peers (and, with `messages`, heard from them). */
+async function waitReached (page: Page, count: number, messages = false): Promise<void> {
+  await page.waitForFunction(([n, m]) => {
+    const r = window.bench?.rec
+    if (r?.error !== undefined) throw new Error(r.error)
+    return r !== undefined && Object.keys(m ? r.first : r.joined).length >= n
+  }, [count, messages] as const, { timeout: TIMEOUT, polling: 50 })
+}
+
+/** Waits until `page` received `count` stamped messages (from `from`, or anyone). */
+async function waitData (page: Page, count: number, from?: string): Promise<void> {
+  await page.waitForFunction(([n, f]) => window.bench.rec.data.filter((d) => f === undefined || d.from === f).length >= n, [count, from] as const, { timeout: TIMEOUT, polling: 100 })
+}
+
+// --- results ------------------------------------------------------------------------------
+
+interface Stat { n: number, p50: number, p90: number, p99: number }
+const results: Record<string, Partial<Record<SystemName, Stat>>> = {}
+const phases: Record<string, Record<string, Stat>> = {}
+const samples: Record<string, Partial<Record<SystemName, number[]>>> = {}
+
+function stat (values: number[]): Stat {
+  const sorted = [...values].sort((a, b) => a - b)
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]
+  return { n: sorted.length, p50: round(at(0.5)), p90: round(at(0.9)), p99: round(at(0.99)) }
+}
+const round = (n: number): number => Math.round(n * 10) / 10
+
+function record (measure: string, system: SystemName, values: number[]): void {
+  expect(values.length).toBeGreaterThan(0)
+  expect(values.every(Number.isFinite)).toBe(true)
+  ;(samples[measure] ??= {})[system] = values
+  ;(results[measure] ??= {})[system] = stat(values)
+}
+
+/** Ours: per meeting phase, when each peer reached it, in ms from this tab's navigation. */
+async function phaseTimes (page: Page): Promise<Record<string, number[]>> {
+  const out: Record<string, number[]> = {}
+  const { r, stats } = await page.evaluate(() => ({ r: window.bench.rec, stats: window.bench.stats?.() as any }))
+  const push = (k: string, v: number | undefined): void => { if (v !== undefined) (out[k] ??= []).push(v) }
+  push('script start', r.scriptStart)
+  push('reserved (createRoomNode)', r.ready)
+  push('joinRoom', r.roomJoined)
+  for (const peer of Object.values(stats?.peers ?? {}) as any[]) {
+    for (const [phase, t] of Object.entries(peer.timeline ?? {})) push(phase, (r.roomJoined ?? 0) + (t as number))
+  }
+  for (const t of Object.values(r.first)) push('first message', t)
+  return out
+}
+
+function recordPhases (label: string, all: Array<Record<string, number[]>>): void {
+  const merged: Record<string, number[]> = {}
+  for (const one of all) for (const [k, v] of Object.entries(one)) (merged[k] ??= []).push(...v)
+  phases[label] = Object.fromEntries(Object.entries(merged).map(([k, v]) => [k, stat(v)]))
+}
+
+function table (): string {
+  const lines = ['| measure | ours | PeerJS | ratio (ours / PeerJS) |', '| --- | --: | --: | --: |']
+  for (const [measure, by] of Object.entries(results)) {
+    const latency = measure.includes('latency') || measure.includes('round trip')
+    const fmt = (s?: Stat): string => s === undefined ? '—' : latency ? `p50 ${s.p50} · p99 ${s.p99} ms` : `${s.p50} ms`
+    const ratio = by.ours !== undefined && by.peerjs !== undefined && by.peerjs.p50 > 0 ? (by.ours.p50 / by.peerjs.p50).toFixed(2) : '—'
+    const n = Object.values(by).map((s) => s?.n).join('/')
+    lines.push(`| ${measure} (n ${n}) | ${fmt(by.ours)} | ${fmt(by.peerjs)} | ${ratio} |`)
+  }
+  for (const [label, byPhase] of Object.entries(phases)) {
+    lines.push('', `Meeting phases, ours, ${label} (median ms from navigation, over every tab and peer):`, '', '| phase | p50 | p90 |', '| --- | --: | --: |')
+    const order = ['script start', 'reserved (createRoomNode)', 'joinRoom', 'discovered', 'dialStarted', 'relayed', 'signaled', 'connected', 'identified', 'streamReady', 'heard', 'joined', 'first message']
+    for (const k of order) if (byPhase[k] !== undefined) lines.push(`| ${k} | ${byPhase[k].p50} | ${byPhase[k].p90} |`)
+  }
+  return lines.join('\n')
+}
+
+let browser: Browser
+beforeAll(async () => { browser = await launchChromium() })
+afterAll(async () => {
+  await browser?.close()
+  const md = table()
+  console.log(`\n${md}\n`)
+  mkdirSync('bench-results', { recursive: true })
+  writeFileSync('bench-results/meet.json', JSON.stringify({ date: new Date().toISOString(), results, phases, samples }, null, 2))
+  writeFileSync('bench-results/meet.md', `${md}\n`)
+})
+
+describe('bench: meeting and delivery, beside PeerJS', () => {
+  it('2 tabs opened together: navigation to the first message, and the round trip', async () => {
+    for (const system of SYSTEMS) {
+      const times: number[] = []
+      const phaseRuns: Array<Record<string, number[]>> = []
+      let last: Page[] = []
+      for (let r = 0; r < MEET_RUNS; r++) {
+        const pages = await openTogether(browser, batchUrls(system, `meet${system}${Date.now()}`, 2, true))
+        await Promise.all(pages.map(async (p) => { await waitReached(p, 1, true) }))
+        for (const p of pages) times.push(...Object.values((await rec(p)).first))
+        if (system === 'ours') for (const p of pages) phaseRuns.push(await phaseTimes(p))
+        if (r < MEET_RUNS - 1) await closeAll(pages)
+        else last = pages
+      }
+      record('2 tabs opened together → first message', system, times)
+      if (system === 'ours') recordPhases('2 tabs', phaseRuns)
+      const other = (await rec(last[1])).peerId ?? ''
+      record('2 tabs: message round trip', system, await last[0].evaluate(async ([id, n]) => window.bench.rtt(id, n), [other, PINGS] as const))
+      await closeAll(last)
+    }
+  })
+
+  it('6 tabs opened together, latency among them, and a 7th tab joining', async () => {
+    for (const system of SYSTEMS) {
+      const meet: number[] = []
+      const join7: number[] = []
+      const oneWay: number[] = []
+      const allSend: number[] = []
+      const phaseRuns: Array<Record<string, number[]>> = []
+      for (let r = 0; r < MESH_RUNS; r++) {
+        const batch = `mesh${system}${Date.now()}`
+        const pages = await openTogether(browser, batchUrls(system, batch, 6, false))
+        await Promise.all(pages.map(async (p) => { await waitReached(p, 5) }))
+        const recs = await Promise.all(pages.map(rec))
+        meet.push(Math.max(...recs.map((x) => x.origin + Math.max(...Object.values(x.joined)))) - Math.min(...recs.map((x) => x.origin)))
+        if (system === 'ours') for (const p of pages) phaseRuns.push(await phaseTimes(p))
+
+        if (r < 2) {
+          // one sender at 50 msg/s
+          const sender = recs[0].peerId ?? ''
+          await pages[0].evaluate(async () => window.bench.stream(50, 100))
+          await Promise.all(pages.slice(1).map(async (p) => { await waitData(p, 100, sender) }))
+          for (const p of pages.slice(1)) oneWay.push(...(await rec(p)).data.filter((d) => d.from === sender).map((d) => d.latency))
+          // every tab sending 10 msg/s for 10 s: every message arrives once
+          await Promise.all(pages.map(async (p) => { await p.evaluate(() => { window.bench.rec.data = [] }) }))
+          await Promise.all(pages.map(async (p) => p.evaluate(async () => window.bench.stream(10, 100))))
+          await Promise.all(pages.map(async (p) => { await waitData(p, 500) }))
+          for (const p of pages) {
+            const got = (await rec(p)).data
+            const keys = new Set(got.map((d) => `${d.from}|${d.seq}`))
+            expect(keys.size).toBe(got.length)
+            allSend.push(...got.map((d) => d.latency))
+          }
+        }
+
+        // a 7th tab into the settled mesh; PeerJS's newcomer dials all six
+        const [seventh] = await openTogether(browser, [tabUrl(system, batch, 6, [0, 1, 2, 3, 4, 5], false)])
+        await waitReached(seventh, 6)
+        join7.push(Math.max(...Object.values((await rec(seventh)).joined)))
+        await closeAll([...pages, seventh])
+      }
+      record('6 tabs opened together → every pair reachable', system, meet)
+      record('7th tab into a settled 6 → reaches all 6', system, join7)
+      record('6 tabs, one sender at 50 msg/s: one-way latency', system, oneWay)
+      record('6 tabs, each sending 10 msg/s for 10 s: latency', system, allSend)
+      if (system === 'ours') recordPhases('6 tabs', phaseRuns)
+    }
+  })
+
+  it('10 tabs opened together', async () => {
+    for (const system of SYSTEMS) {
+      const meet: number[] = []
+      for (let r = 0; r < MESH10_RUNS; r++) {
+        const pages = await openTogether(browser, batchUrls(system, `mesh10${system}${Date.now()}`, 10, false))
+        await Promise.all(pages.map(async (p) => { await waitReached(p, 9) }))
+        const recs = await Promise.all(pages.map(rec))
+        meet.push(Math.max(...recs.map((x) => x.origin + Math.max(...Object.values(x.joined)))) - Math.min(...recs.map((x) => x.origin)))
+        await closeAll(pages)
+      }
+      record('10 tabs opened together → every pair reachable', system, meet)
+    }
+  })
+})
