@@ -16,11 +16,8 @@ export async function launchChromium (): Promise<Browser> {
       '--no-sandbox',
       '--disable-gpu',
       // no network beyond this machine: keep Chromium from dialing Google's services
-      '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      // plain host candidates instead of mDNS names, which nothing here resolves
-      '--disable-features=WebRtcHideLocalIpsWithMdns',
-      // every tab is "in the background" for a headless browser: keep their timers running
-      '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'
+      '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'
+      // nothing else: WebRTC (mDNS host candidates) and timers behave as in users' browsers
     ]
   })
 }
@@ -28,7 +25,7 @@ export async function launchChromium (): Promise<Browser> {
 export interface Tab {
   page: Page
   peerId: string
-  reservationMs: number
+  reservationMs?: number
   /** `performance.now()` in the page right after joinRoom resolved. */
   joinedAt: number
   rec(): Promise<Recorded>
