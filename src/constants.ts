@@ -4,12 +4,15 @@
  */
 
 /** Version segment of every topic and protocol; bump on an incompatible wire change. */
-export const PROTOCOL_VERSION = '2'
+export const PROTOCOL_VERSION = '3'
 
 /** Prefix of the per-room discovery topic the relay follows (announcements only, no room traffic). */
 export const DISCOVERY_TOPIC_PREFIX = `/p2p-rooms/${PROTOCOL_VERSION}/discovery/`
 
-/** Prefix of the per-room data topic, carried only over direct connections. */
+/**
+ * Prefix of a room's key: the label of its frames on `ROOM_PROTOCOL` (no pubsub topic: room
+ * traffic goes straight to each member over the direct connection).
+ */
 export const ROOM_TOPIC_PREFIX = `/p2p-rooms/${PROTOCOL_VERSION}/room/`
 
 /** How often a member re-announces itself on the room's discovery topic, in ms. */
@@ -31,10 +34,13 @@ export const DEFAULT_DIAL_BACKOFF_MS = 250
 export const DEFAULT_DIAL_TIMEOUT_MS = 20_000
 
 /**
- * The peer with the smaller peer ID dials; the other one takes over after this long
- * without a direct connection, in case the dialer never heard of it, in ms.
+ * Of two peers the one whose node started later dials (see direct.ts); the other takes over after
+ * this long without a direct connection, in case the dialer never heard of it, in ms.
  */
-export const DEFAULT_DIAL_TAKEOVER_MS = 4_000
+export const DEFAULT_DIAL_TAKEOVER_MS = 2_000
+
+/** Peers that reached us before any room wanted them whose meeting phases are kept; oldest forgotten first. */
+export const MAX_EARLY_PEERS = 256
 
 /** Largest announcement accepted on a discovery topic, in bytes. */
 export const MAX_ANNOUNCEMENT_BYTES = 4096
@@ -70,6 +76,19 @@ export const DEFAULT_BURST = 100
 export const CONTROL_MESSAGES_PER_SECOND = 5
 export const CONTROL_BURST = 20
 
+/** A room checks its members' presence at most this often, in ms. */
+export const MIN_PRESENCE_CHECK_MS = 250
+
+/** A hello to a member that failed while its connection looked open is tried again after this long, in ms. */
+export const HELLO_RETRY_MS = 250
+
+/**
+ * A member answers a newcomer's announcement with its own after `REPLY_DELAY_MIN_MS` plus up to
+ * `REPLY_DELAY_SPREAD_MS` at random, so the members of a room do not all answer at once, in ms.
+ */
+export const REPLY_DELAY_MIN_MS = 50
+export const REPLY_DELAY_SPREAD_MS = 200
+
 /** Recent messages each member keeps for late joiners, per room. */
 export const DEFAULT_HISTORY_SIZE = 100
 
@@ -85,14 +104,34 @@ export const MAX_HELD_PER_SENDER = 256
 /** Senders whose rate a receiver tracks at once per room (least recently seen forgotten first). */
 export const MAX_TRACKED_SENDERS = 4_096
 
-/** Protocol of addressed messages in a `'pairwise'` room, over a direct connection. */
-export const PAIRWISE_PROTOCOL = `/p2p-rooms/${PROTOCOL_VERSION}/pairwise`
+/**
+ * Protocol of every room frame (data, heartbeats, handoffs, leaves, of every session type): one
+ * long-lived stream per direct peer, each frame labelled with its room. A message goes straight to
+ * each member; nothing is forwarded, so nothing arrives twice and nothing needs a signature: the
+ * direct connection authenticates its sender.
+ */
+export const ROOM_PROTOCOL = `/p2p-rooms/${PROTOCOL_VERSION}/room`
 
 /** Protocol a joiner asks a member for the room's recent messages with, over a direct connection. */
 export const HISTORY_PROTOCOL = `/p2p-rooms/${PROTOCOL_VERSION}/history`
 
 /** Bytes a frame on those protocols may carry beyond a message's payload (header, label, AES-GCM IV and tag). */
 export const FRAME_OVERHEAD_BYTES = 1_024
+
+/**
+ * Frames on the shared room and history protocols are bounded before their room is known; each
+ * room then applies its own `maxMessageBytes`, in bytes.
+ */
+export const HARD_MAX_FRAME_BYTES = 1024 * 1024 + FRAME_OVERHEAD_BYTES
+
+/** A backlog is at most `historySize` messages; this bounds what a requester reads. */
+export const MAX_HISTORY_FRAMES = 10_000
+
+/** Longest room name `joinRoom` accepts, in characters. */
+export const MAX_ROOM_NAME_LENGTH = 256
+
+/** The session types a room can declare (see `SessionType`). */
+export const SESSION_TYPES = ['broadcast', 'one-way', 'pairwise'] as const
 
 /** Which key a node uses when it is given none: one per browser tab, kept across its reloads. */
 export const DEFAULT_IDENTITY = 'tab'

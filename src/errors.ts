@@ -2,10 +2,34 @@
  * One named error per condition. Callers test `err.name`, never the message.
  */
 
-/** No relay reservation was obtained within `reservationTimeout`. */
-export class ReservationTimeoutError extends Error {
-  static name = 'ReservationTimeoutError'
-  name = 'ReservationTimeoutError'
+/** Why a relay could not be reached, for `RelayDialError`. */
+export interface RelayDialFailure {
+  /**
+   * - `'bad-address'`: not a multiaddr, or no `/p2p/<relay peer ID>` at its end
+   * - `'unreachable'`: no WebSocket could be opened (nothing listens there, or no route; browsers do not tell which)
+   * - `'wrong-peer'`: a relay answered, with another peer ID than the address names
+   * - `'refused'`: the relay closed the connection (a limit, or shutting down)
+   * - `'timeout'`: no answer within `reservationTimeout`
+   */
+  reason: 'bad-address' | 'unreachable' | 'wrong-peer' | 'refused' | 'timeout'
+  /** What happened, in plain words. */
+  message: string
+  /** The relay multiaddr it concerns. */
+  multiaddr: string
+}
+
+/** No configured relay could be reached: `reason` says why (the most telling one when several failed). */
+export class RelayDialError extends Error {
+  static name = 'RelayDialError'
+  name = 'RelayDialError'
+  readonly reason: RelayDialFailure['reason']
+  /** Each relay's failure. */
+  readonly failures: RelayDialFailure[]
+  constructor (reason: RelayDialFailure['reason'], message: string, options: { cause?: unknown, failures?: RelayDialFailure[] } = {}) {
+    super(message, { cause: options.cause })
+    this.reason = reason
+    this.failures = options.failures ?? []
+  }
 }
 
 /** `createRoomNode` was called without a single relay multiaddr. */

@@ -25,6 +25,7 @@ import {
 } from './constants.js'
 import { DEFAULT_MAX_RELAYS } from './constants.js'
 import { startRoomNode } from './room-node.js'
+import type { SESSION_TYPES } from './constants.js'
 import type { RoomNodeServices } from './node-config.js'
 import type { PeerPath } from './paths.js'
 import type { DropReason } from './room-messages.js'
@@ -32,7 +33,9 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 import type { TypedEventTarget } from 'main-event'
 
-export { InvalidRoomNameError, MessageTooLargeError, NoRelaysError, ReservationTimeoutError, RoomClosedError } from './errors.js'
+export { InvalidRoomNameError, MessageTooLargeError, NoRelaysError, RelayDialError, RoomClosedError } from './errors.js'
+export type { RelayDialFailure } from './errors.js'
+export { MAX_ROOM_NAME_LENGTH, SESSION_TYPES } from './constants.js'
 export { InvalidRoomOptionsError, NotHostError, PeerNotFoundError, RateLimitedError, SessionTypeError } from './errors.js'
 export type { DropReason } from './room-messages.js'
 export { IceServersFetchError } from './errors.js'
@@ -65,7 +68,7 @@ export interface RoomNodeInit {
   announceInterval?: number
   /** A member neither re-announced nor directly connected for this long is dropped, in ms. @default 35000 */
   peerTtl?: number
-  /** How long `createRoomNode` waits for the first relay reservation, in ms. @default 15000 */
+  /** How long `createRoomNode` waits for a connection to one of `relays`, in ms. @default 15000 */
   reservationTimeout?: number
   /** Attempts to open a direct WebRTC connection to a room peer before giving up. @default 6 */
   dialAttempts?: number
@@ -73,7 +76,10 @@ export interface RoomNodeInit {
   dialBackoff?: number
   /** Upper bound of one direct dial attempt, in ms. @default 20000 */
   dialTimeout?: number
-  /** How long the peer with the larger peer ID waits for the other to dial before dialing itself, in ms. @default 4000 */
+  /**
+   * Of two peers, the one whose node started later dials the other; this is how long the other
+   * waits for that dial before dialing itself, in ms. @default 2000
+   */
   dialTakeover?: number
   /** Largest payload `publish` accepts, in bytes; a room's own `maxMessageBytes` overrides it. @default 65536 */
   maxMessageBytes?: number
@@ -129,7 +135,7 @@ export type LeaveReason = 'left' | 'unreachable' | 'timeout'
  *
  * The type is part of the room's identity: the same name with two types is two rooms.
  */
-export type SessionType = 'broadcast' | 'one-way' | 'pairwise'
+export type SessionType = typeof SESSION_TYPES[number]
 
 export interface JoinRoomInit {
   /** The room's session type. @default 'broadcast' */
@@ -178,7 +184,28 @@ export interface RoomPeerStats {
   rttMs?: number
   /** Time since its last heartbeat or message, in ms. */
   lastHeardMs?: number
+  /** When each phase of meeting this peer was first reached, in ms since we joined the room. */
+  timeline: MeetingTimeline
 }
+
+/**
+ * The phases of meeting a peer, in the order they normally happen:
+ * - `discovered`: learned through the relay (an announcement) or a subscription
+ * - `dialStarted`: we started dialing its `/p2p-circuit/webrtc` address (only the dialing side)
+ * - `relayed`: the relayed circuit to it is open (SDP and ICE travel over it)
+ * - `signaled`: the SDP offer/answer exchange is done (only the dialing side)
+ * - `connected`: the direct WebRTC connection is open (ICE and DTLS done)
+ * - `identified`: libp2p identify finished over it
+ * - `streamReady`: our room stream to it is open and our hello went out: a publish reaches it
+ * - `heard`: its first valid room message (its hello) arrived
+ * - `joined`: `peer:join`
+ *
+ * A phase reached before we joined the room (a connection another room opened) reads 0.
+ */
+export type MeetingPhase = 'discovered' | 'dialStarted' | 'relayed' | 'signaled' | 'connected' | 'identified' | 'streamReady' | 'heard' | 'joined'
+
+/** Per phase, when it was first reached, in ms since the room was joined. */
+export type MeetingTimeline = Partial<Record<MeetingPhase, number>>
 
 export interface RoomStats {
   type: SessionType
@@ -263,7 +290,10 @@ export interface Room extends TypedEventTarget<RoomEvents> {
   readonly host: string
   /** Largest payload `publish` accepts, in bytes. */
   readonly maxMessageBytes: number
-  /** Every member known: `'direct'` once our WebRTC connection to it is open, else `'relayed'`. */
+  /**
+   * Every member known: `'direct'` once it joined (`peer:join`: a `publish` reaches it over our
+   * direct connection), else `'relayed'` (found through the relay, connecting, or healing).
+   */
   peers(): RoomPeer[]
   /** Message counters and, per peer, dial counters, path and RTT. */
   stats(): RoomStats
@@ -343,8 +373,11 @@ export interface RoomNode {
   readonly identity: RoomNodeIdentity
   /** The underlying libp2p node, for inspection. */
   readonly libp2p: Libp2p<RoomNodeServices>
-  /** Time from `createRoomNode` to the first relay reservation, in ms. */
-  readonly reservationMs: number
+  /**
+   * Time from `createRoomNode` to the first relay reservation, in ms; `undefined` until then
+   * (`createRoomNode` resolves once a relay is connected, and reserves in the background).
+   */
+  readonly reservationMs: number | undefined
   /** The relays this node knows and holds reservations on, with `relay:*` events. */
   readonly relays: Relays
   /**
@@ -362,10 +395,13 @@ export interface RoomNode {
 }
 
 /**
- * Creates a room node and resolves once it holds a reservation on at least one relay.
+ * Creates a room node and resolves once it is connected to at least one relay: rooms joined from
+ * then on learn their members and dial them at once, and announce us as soon as the node's relay
+ * reservation is made (`node.relays` emits `relay:connect`), a few round trips later.
  *
  * @throws NoRelaysError when `relays` is empty
- * @throws ReservationTimeoutError when no relay grants a reservation within `reservationTimeout`
+ * @throws RelayDialError when no relay can be reached within `reservationTimeout`; its `reason`
+ * says why: `'bad-address'`, `'unreachable'`, `'wrong-peer'`, `'refused'` or `'timeout'`
  * @throws IceServersFetchError when `iceServersUrl` is given and does not answer `{ iceServers }`
  * @throws InvalidIdentityError when `identity` is not `'tab'`, `'persistent'` or `'ephemeral'`
  */

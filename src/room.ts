@@ -1,46 +1,52 @@
 /**
- * Room semantics: membership learned through the relay, a direct WebRTC connection to every
- * member, readiness before `peer:join`, healing of dropped connections, presence (heartbeats
- * and expiry), the host rule, the session type's rules, and the backlog for late joiners.
- * What each message must satisfy lives in room-messages.ts.
+ * Room semantics: membership learned through the relay, readiness before `peer:join`, presence
+ * (heartbeats and expiry), the host rule, the session type's rules, and the backlog for late
+ * joiners. Direct connections belong to the node (direct.ts): a room says which peers it wants
+ * and hears when they become direct or drop. Room frames travel over the node's `ROOM_PROTOCOL`
+ * streams, straight from sender to each member. What each message must satisfy lives in
+ * room-messages.ts.
  */
-import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
-import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { TypedEventEmitter } from 'main-event'
-import { HISTORY_TIMEOUT_MS } from './constants.js'
-import { dialWithRetry, isPeerGoneError } from './dialer.js'
+import { HELLO_RETRY_MS, HISTORY_TIMEOUT_MS, MIN_PRESENCE_CHECK_MS, REPLY_DELAY_MIN_MS, REPLY_DELAY_SPREAD_MS } from './constants.js'
 import { NotHostError, PeerNotFoundError, RoomClosedError, SessionTypeError } from './errors.js'
-import { canPublishTo } from './gossip-readiness.js'
 import { electHost, handoffRank } from './host.js'
-import { isDirect, isRelayed, pathOf } from './paths.js'
 import { RoomMessages } from './room-messages.js'
 import {
-  KIND_DATA, KIND_HANDOFF, KIND_HEARTBEAT, decodeAnnouncement, decodeHandoff, encodeAnnouncement,
+  KIND_DATA, KIND_HANDOFF, KIND_HEARTBEAT, KIND_LEAVE, decodeAnnouncement, decodeHandoff, encodeAnnouncement,
   encodeHandoff, encodeLabelled, roomTopics
 } from './wire.js'
-import type { ResolvedRoomNodeOptions, RoomEvents, Room, RoomPeer, RoomPeerStats, LeaveReason, PublishResult, SessionType, RoomStats } from './index.js'
-import type { RoomNodeServices } from './node-config.js'
+import type { DirectLinkEvents, DirectLinks } from './direct.js'
+import type { MeetingPhase, MeetingTimeline, ResolvedRoomNodeOptions, RoomEvents, Room, RoomPeer, RoomPeerStats, LeaveReason, PublishResult, SessionType, RoomStats } from './index.js'
 import type { Delivery, OpenedMessage } from './room-messages.js'
 import type { Release } from './sequence.js'
-import type { Message } from '@libp2p/gossipsub'
-import type { Connection, Logger, PeerId } from '@libp2p/interface'
-import type { Libp2p } from 'libp2p'
+import type { RoomMessageKind } from './wire.js'
+import type { GossipSub, Message } from '@libp2p/gossipsub'
+import type { Logger } from '@libp2p/interface'
 
+/** What a room needs of its node: narrow, so that tests can stub it. */
 export interface RoomContext {
-  libp2p: Libp2p<RoomNodeServices>
+  /** Our peer ID. */
+  self: string
+  /** When our node started, in ms since the epoch: announced, so peers agree on who dials. */
+  startedAt: number
   options: ResolvedRoomNodeOptions
   log: Logger
+  /** gossipsub, for the room's discovery topic only. */
+  pubsub: Pick<GossipSub, 'subscribe' | 'unsubscribe' | 'publish'>
+  /** The node's direct connections. */
+  links: Pick<DirectLinks, 'want' | 'release' | 'isDirect' | 'connection' | 'stats' | 'phases'> & Pick<DirectLinks, 'addEventListener' | 'removeEventListener'>
+  /** Whether libp2p is still running: a stopped node has nobody left to tell. */
+  running: () => boolean
   /** Our own `/p2p-circuit/webrtc` multiaddrs, one per relay reservation. */
   ownAddrs: () => string[]
-  /** Called once the room is left. */
-  onLeft: (room: RoomImpl) => void
-  /** Peers that left this room: the node hangs up on those it shares no other room with. */
-  onPeerGone: (peers: string[]) => Promise<void>
-  /** Sends a pairwise frame to `peer` over its direct connection. */
+  /** Sends a frame to `peer` over its direct connection (`ROOM_PROTOCOL`); resolves once handed over. */
   sendFrame: (peer: string, frame: Uint8Array) => Promise<void>
+  /** Writes a frame to `peer`'s open stream at once, if there is one (a page going away). */
+  sendFrameNow: (peer: string, frame: Uint8Array) => boolean
   /** Asks `peer` for this room's backlog over a direct connection. */
   requestHistory: (peer: string, request: Uint8Array, signal: AbortSignal) => Promise<Uint8Array[]>
+  /** Called once the room is left. */
+  onLeft: (room: RoomImpl) => void
 }
 
 /** A room's own settings, resolved from `joinRoom`'s options. */
@@ -57,18 +63,21 @@ export interface RoomSettings {
 interface Member {
   peerId: string
   addrs: string[]
-  /** last announcement, or direct connection, seen: expiry of a member not yet joined */
+  /** its node's start time, from its announcement: who dials (direct.ts) */
+  startedAt?: number
+  /** last announcement, or direct connection, seen (`performance.now()`): expiry of a member not yet joined */
   lastSeen: number
-  /** last valid room message (heartbeat or data): presence of a joined member */
+  /** last valid room message, heartbeat or data (`performance.now()`, immune to wall-clock jumps): presence of a joined member */
   lastHeard?: number
   /** host rank, from the header of its first valid room message (see host.ts) */
   rank?: number
   joined: boolean
-  /** we sent a heartbeat since it became reachable */
-  greeted: boolean
-  dialing?: AbortController
-  takeover?: ReturnType<typeof setTimeout>
-  stats: Pick<RoomPeerStats, 'dialAttempts' | 'dialSuccesses' | 'dialFailures' | 'lastError'>
+  /** a frame of ours reached its stream since its direct connection opened: a publish reaches it */
+  reachable: boolean
+  /** our hello (a heartbeat) to it is on its way */
+  greeting: boolean
+  /** room-side phases of meeting it, `performance.now()` */
+  phases: Partial<Record<MeetingPhase, number>>
 }
 
 const encoder = new TextEncoder()
@@ -79,6 +88,7 @@ type HistoryState = 'idle' | 'fetching' | 'done'
 export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   readonly name: string
   readonly type: SessionType
+  /** `discovery`: its gossipsub topic, followed by relays; `room`: its key, the label of its frames */
   readonly topics: { discovery: string, room: string }
   private readonly ctx: RoomContext
   private readonly settings: RoomSettings
@@ -93,10 +103,14 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   private presenceTimer?: ReturnType<typeof setInterval>
   private flushTimer?: ReturnType<typeof setTimeout>
   private replyTimer?: ReturnType<typeof setTimeout>
-  private greetTimer?: ReturnType<typeof setTimeout>
   private history: HistoryState = 'idle'
   /** live data that arrived while the backlog was being fetched, delivered after it */
   private readonly heldForHistory: Array<{ delivery: Delivery, pair: boolean }> = []
+  /** our leave frame, sealed ahead of time: a page going away cannot wait for WebCrypto */
+  private leaveFrame?: Uint8Array
+  /** `performance.now()` when the room was joined: the origin of every member's timeline */
+  private readonly startedAt = performance.now()
+  private started = false
   private closed = false
 
   constructor (name: string, settings: RoomSettings, ctx: RoomContext) {
@@ -106,7 +120,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     this.settings = settings
     this.ctx = ctx
     this.topics = roomTopics(name, settings.type, settings.secret?.topicId)
-    this.currentHost = this.self
+    this.currentHost = ctx.self
     this.messages = new RoomMessages({
       topic: this.topics.room,
       maxMessageBytes: settings.maxMessageBytes,
@@ -118,7 +132,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   }
 
   get self (): string {
-    return this.ctx.libp2p.peerId.toString()
+    return this.ctx.self
   }
 
   get private (): boolean {
@@ -133,39 +147,46 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     return this.settings.maxMessageBytes
   }
 
+  /** Subscribes to the discovery topic, announces us, and starts the room's timers. Idempotent. */
   start (): void {
-    const { pubsub } = this.ctx.libp2p.services
-    // every receiver enforces the room's rules before gossipsub delivers or forwards a message
-    pubsub.topicValidators.set(this.topics.room, async (peer, msg) => this.validate(peer, msg))
-    pubsub.subscribe(this.topics.room)
-    pubsub.subscribe(this.topics.discovery)
+    if (this.started || this.closed) return
+    this.started = true
+    const { links, options } = this.ctx
+    links.addEventListener('peer:direct', this.onDirect)
+    links.addEventListener('peer:drop', this.onDrop)
+    links.addEventListener('peer:unreachable', this.onUnreachable)
+    // the relay answers the subscription with the room's current announcements
+    this.ctx.pubsub.subscribe(this.topics.discovery)
     this.announce()
-    const { announceInterval, heartbeatInterval, presenceTimeout } = this.ctx.options
+    void this.sealLeave()
+    const { announceInterval, heartbeatInterval, presenceTimeout } = options
     this.announceTimer = setInterval(() => { this.tick() }, announceInterval)
     this.heartbeatTimer = setInterval(() => { this.heartbeat() }, heartbeatInterval)
     // check often enough that a silent member is gone within presenceTimeout + a quarter of it
-    this.presenceTimer = setInterval(() => { this.checkPresence() }, Math.max(250, Math.min(heartbeatInterval, presenceTimeout / 4)))
+    this.presenceTimer = setInterval(() => { this.checkPresence() }, Math.max(MIN_PRESENCE_CHECK_MS, Math.min(heartbeatInterval, presenceTimeout / 4)))
   }
 
   has (peer: string): boolean {
     return this.members.has(peer)
   }
 
+  /** `'direct'` only for joined members: a peer listed as direct is one `publish` reaches. */
   peers (): RoomPeer[] {
-    return [...this.members.values()].map((m) => ({ peerId: m.peerId, path: this.pathTo(m.peerId) }))
+    return [...this.members.values()].map((m) => ({ peerId: m.peerId, path: this.pathOf(m) }))
   }
 
   stats (): RoomStats {
     const { counters } = this.messages
     const peers: Record<string, RoomPeerStats> = {}
     for (const m of this.members.values()) {
-      const direct = this.ctx.libp2p.getConnections(peerIdFromString(m.peerId)).find(isDirect)
+      const direct = this.ctx.links.connection(m.peerId)
       peers[m.peerId] = {
-        ...m.stats,
-        path: direct !== undefined ? 'direct' : 'relayed',
+        ...this.ctx.links.stats(m.peerId),
+        path: this.pathOf(m),
         joined: m.joined,
         rttMs: direct?.rtt,
-        lastHeardMs: m.lastHeard === undefined ? undefined : Date.now() - m.lastHeard
+        timeline: this.timeline(m),
+        lastHeardMs: m.lastHeard === undefined ? undefined : Math.round(performance.now() - m.lastHeard)
       }
     }
     return {
@@ -183,9 +204,9 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     const payload = typeof data === 'string' ? encoder.encode(data) : data
     this.messages.admit(payload)
     const raw = await this.messages.encode(this.self, KIND_DATA, this.messages.nextSeq(), this.rank, payload)
-    const result = await this.ctx.libp2p.services.pubsub.publish(this.topics.room, raw)
+    const recipients = await this.sendToJoined(raw)
     this.messages.sent(this.self, raw, true)
-    return { recipients: result.recipients.map((p) => p.toString()) }
+    return { recipients }
   }
 
   async send (peerId: string, data: Uint8Array | string): Promise<void> {
@@ -207,22 +228,23 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     if (m === undefined || !m.joined || m.rank === undefined) throw new PeerNotFoundError(`${peerId} is not a joined member of room "${this.name}"`)
     const rank = handoffRank(this.candidates())
     const raw = await this.messages.encode(this.self, KIND_HANDOFF, 0, this.rank, encodeHandoff(peerId, rank))
-    await this.ctx.libp2p.services.pubsub.publish(this.topics.room, raw)
+    await this.sendToJoined(raw)
     m.rank = rank
     this.electHost()
   }
 
   /**
-   * The page is going away: unsubscribe from both topics at once, so the direct peers hear
-   * `'left'` in the same moment rather than waiting out the presence timeout. gossipsub queues
-   * the subscription change on every open stream synchronously; nothing here awaits, because
-   * a page being hidden may not run another task.
+   * The page is going away: tell every member we can reach right now, and the relay, that we
+   * left, so they hear `'left'` at once rather than after the presence timeout. Nothing here
+   * awaits: a page being hidden may not run another task.
    */
   abandon (): void {
-    if (this.closed || this.ctx.libp2p.status !== 'started') return
-    const { pubsub } = this.ctx.libp2p.services
-    pubsub.unsubscribe(this.topics.room)
-    pubsub.unsubscribe(this.topics.discovery)
+    if (this.closed || !this.ctx.running()) return
+    const frame = this.leaveFrame
+    if (frame !== undefined) {
+      for (const m of this.members.values()) this.ctx.sendFrameNow(m.peerId, frame)
+    }
+    this.ctx.pubsub.unsubscribe(this.topics.discovery)
   }
 
   async leave (): Promise<void> {
@@ -233,27 +255,29 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     clearInterval(this.presenceTimer)
     clearTimeout(this.flushTimer)
     clearTimeout(this.replyTimer)
-    clearTimeout(this.greetTimer)
     this.abort.abort(new RoomClosedError(`room "${this.name}" was left`))
-    const { libp2p } = this.ctx
-    const { pubsub } = libp2p.services
+    const { links, pubsub } = this.ctx
+    links.removeEventListener('peer:direct', this.onDirect)
+    links.removeEventListener('peer:drop', this.onDrop)
+    links.removeEventListener('peer:unreachable', this.onUnreachable)
     // libp2p may already be stopped underneath us; then there is nobody left to tell
-    if (libp2p.status === 'started') {
+    if (this.ctx.running()) {
+      const frame = this.leaveFrame ?? await this.encodeFrame(KIND_LEAVE, 0, EMPTY).catch(() => undefined)
+      await Promise.all([...this.members.values()].map(async (m) => {
+        if (frame !== undefined && links.isDirect(m.peerId)) await this.ctx.sendFrame(m.peerId, frame).catch(() => {})
+      }))
       try {
-        // tell peers who only know us through the relay; direct peers see the unsubscribe too
+        // tell peers who only know us through the relay
         await pubsub.publish(this.topics.discovery, encodeAnnouncement({ v: 1, kind: 'leave' }))
       } catch (err) {
         this.ctx.log('could not announce leave of %s - %e', this.name, err)
       }
-      pubsub.unsubscribe(this.topics.room)
       pubsub.unsubscribe(this.topics.discovery)
-      pubsub.topicValidators.delete(this.topics.room)
     }
-    for (const m of this.members.values()) this.forget(m)
     const former = [...this.members.keys()]
     this.members.clear()
+    for (const peer of former) links.release(peer, this)
     this.ctx.onLeft(this)
-    await this.ctx.onPeerGone(former)
   }
 
   private assertOpen (): void {
@@ -262,8 +286,8 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
 
   // --- events routed here by the node -------------------------------------------------------
 
+  /** A message on one of our pubsub topics: only announcements concern the room. */
   onPubsubMessage (msg: Message): void {
-    // room-topic messages were handled when validated; only announcements arrive here
     if (this.closed || msg.type !== 'signed' || msg.topic !== this.topics.discovery) return
     const from = msg.from.toString()
     if (from !== this.self) this.onAnnouncement(from, msg.data)
@@ -271,71 +295,34 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
 
   onSubscriptionChange (peer: string, topic: string, subscribe: boolean): void {
     if (this.closed || peer === this.self) return
-    if (topic === this.topics.room) {
-      if (subscribe) {
-        // a peer subscribed to the room over a direct connection is a member, announced or not
-        this.touch(peer)
-        this.checkReady(peer)
-      } else {
-        this.remove(peer, 'left')
-      }
-    } else if (topic === this.topics.discovery && subscribe && !this.members.has(peer)) {
+    if (topic === this.topics.discovery && subscribe && !this.members.has(peer)) {
       // the relay started following this room: our first announcement may have reached nobody
       this.announce()
     }
   }
 
-  onConnectionOpen (conn: Connection): void {
-    const peer = conn.remotePeer.toString()
-    const m = this.members.get(peer)
-    if (this.closed || m === undefined || !isDirect(conn)) return
-    this.cancelTakeover(m)
-    // a first connection is reported by peer:join once it is ready; this is a healed one
-    if (m.joined) this.safeDispatchEvent('peer:update', { detail: { peerId: peer, path: 'direct' } })
-    this.checkReady(peer)
-  }
-
-  onConnectionClose (conn: Connection): void {
-    const peer = conn.remotePeer.toString()
-    const m = this.members.get(peer)
-    if (this.closed || m === undefined || conn.multiplexer !== '/webrtc') return
-    if (this.pathTo(peer) === 'direct') return
-    this.ctx.log('direct connection to %s in %s dropped, healing', peer, this.name)
-    if (m.joined) this.safeDispatchEvent('peer:update', { detail: { peerId: peer, path: 'relayed' } })
-    this.ensureDirect(m)
-  }
-
-  /** Re-evaluates readiness of peers not yet joined (gossipsub heartbeat or graft). */
-  recheck (peer?: string): void {
+  /** A room frame for this room from `from`, over its direct stream. */
+  async onFrame (from: string, raw: Uint8Array): Promise<void> {
     if (this.closed) return
-    if (peer !== undefined) {
-      this.checkReady(peer)
-      return
-    }
-    for (const m of this.members.values()) {
-      if (!m.joined) this.checkReady(m.peerId)
-    }
-  }
-
-  /** A pairwise frame for this room from `from`, over a direct stream. */
-  async onPairwiseFrame (from: string, raw: Uint8Array): Promise<void> {
-    if (this.closed) return
-    if (this.type !== 'pairwise') {
-      this.messages.drop('wrongType')
-      return
-    }
-    if (!this.members.has(from)) {
-      this.messages.drop('notMember')
-      return
-    }
-    const opened = await this.messages.open(from, raw, { rateLimit: true, pair: true })
-    if (typeof opened === 'string') return
+    const opened = await this.messages.open(from, raw, { rateLimit: true, pair: this.type === 'pairwise' })
+    if (typeof opened === 'string' || this.closed) return
     this.heard(from, opened)
-    if (opened.kind !== KIND_DATA) {
-      this.messages.drop('malformed')
-      return
+    switch (opened.kind) {
+      case KIND_HEARTBEAT:
+        return
+      case KIND_HANDOFF:
+        this.onHandoff(from, opened)
+        return
+      case KIND_LEAVE:
+        this.remove(from, 'left')
+        return
+      default:
+        if (this.type === 'one-way' && from !== this.currentHost) {
+          this.messages.drop('notHost')
+          return
+        }
+        this.receiveData({ from, seq: opened.seq, data: opened.body, history: false, raw: opened.raw }, this.type === 'pairwise')
     }
-    this.receiveData({ from, seq: opened.seq, data: opened.body, history: false, raw: opened.raw }, true)
   }
 
   /** The backlog a member asked us for: our mailbox, each message labelled with its sender. */
@@ -347,52 +334,77 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     return this.messages.backlog().map(({ from: sender, raw }) => encodeLabelled(sender, raw))
   }
 
-  // --- receiving ----------------------------------------------------------------------------
-
-  /** gossipsub's topic validator for the room topic: the room's rules, then delivery. */
-  private async validate (_propagator: PeerId, msg: Message): Promise<TopicValidatorResult> {
-    if (this.closed || msg.type !== 'signed') return TopicValidatorResult.Reject
-    const from = msg.from.toString()
-    if (from === this.self) return TopicValidatorResult.Ignore
-    try {
-      const opened = await this.messages.open(from, msg.data, { rateLimit: true, pair: false })
-      if (typeof opened === 'string') {
-        // a flood is not forwarded; malformed or forged bytes also lower the sender's score
-        return opened === 'rateLimited' || opened === 'tooLarge' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
-      }
-      this.heard(from, opened)
-      if (opened.kind === KIND_HEARTBEAT) return TopicValidatorResult.Accept
-      if (opened.kind === KIND_HANDOFF) {
-        this.onHandoff(from, opened)
-        return TopicValidatorResult.Accept
-      }
-      if (this.type === 'pairwise') {
-        this.messages.drop('wrongType')
-        return TopicValidatorResult.Reject
-      }
-      if (this.type === 'one-way' && from !== this.currentHost) {
-        this.messages.drop('notHost')
-        return TopicValidatorResult.Ignore
-      }
-      this.receiveData({ from, seq: opened.seq, data: opened.body, history: false, raw: opened.raw }, false)
-      return TopicValidatorResult.Accept
-    } catch (err) {
-      this.ctx.log.error('validating a message from %s in %s failed - %e', from, this.name, err)
-      return TopicValidatorResult.Ignore
-    }
+  /** Our addresses changed (a relay reservation came or went): tell the room now, not in 10 s. */
+  announceNow (): void {
+    this.announce()
   }
+
+  // --- direct connections (direct.ts) -------------------------------------------------------
+
+  private readonly onDirect = (evt: DirectLinkEvents['peer:direct']): void => {
+    const m = this.members.get(evt.detail.peerId)
+    if (this.closed || m === undefined) return
+    m.lastSeen = performance.now()
+    // a first connection is reported by peer:join once it is ready; this is a healed one
+    if (m.joined) this.safeDispatchEvent('peer:update', { detail: { peerId: m.peerId, path: 'direct' } })
+    if (!m.reachable) this.greet(m)
+  }
+
+  private readonly onDrop = (evt: DirectLinkEvents['peer:drop']): void => {
+    const m = this.members.get(evt.detail.peerId)
+    if (this.closed || m === undefined) return
+    m.reachable = false
+    this.ctx.log('direct connection to %s in %s dropped, healing', m.peerId, this.name)
+    if (m.joined) this.safeDispatchEvent('peer:update', { detail: { peerId: m.peerId, path: 'relayed' } })
+  }
+
+  private readonly onUnreachable = (evt: DirectLinkEvents['peer:unreachable']): void => {
+    if (this.members.has(evt.detail.peerId)) this.remove(evt.detail.peerId, 'unreachable')
+  }
+
+  /**
+   * Says hello (a heartbeat, which carries our rank) to a member we are directly connected to.
+   * Once it went out, our stream to the member is open and a publish reaches it.
+   */
+  private greet (m: Member): void {
+    if (this.closed || m.greeting || !this.ctx.links.isDirect(m.peerId)) return
+    m.greeting = true
+    this.encodeFrame(KIND_HEARTBEAT, 0, EMPTY)
+      .then(async (frame) => { await this.ctx.sendFrame(m.peerId, frame) })
+      .then(() => {
+        m.greeting = false
+        if (this.members.get(m.peerId) !== m || !this.ctx.links.isDirect(m.peerId)) return
+        m.reachable = true
+        this.mark(m, 'streamReady')
+        this.checkReady(m)
+      }, (err) => {
+        m.greeting = false
+        if (this.closed || this.members.get(m.peerId) !== m) return
+        this.ctx.log('hello to %s in %s failed - %e', m.peerId, this.name, err)
+        // the connection may be on its way down; if it is still up, try once more shortly
+        setTimeout(() => { if (!m.reachable) this.greet(m) }, HELLO_RETRY_MS)
+      })
+  }
+
+  private pathOf (m: Member): 'direct' | 'relayed' {
+    return m.joined && m.reachable && this.ctx.links.isDirect(m.peerId) ? 'direct' : 'relayed'
+  }
+
+  // --- receiving ----------------------------------------------------------------------------
 
   /** Any valid message proves its sender present and carries its host rank. */
   private heard (from: string, msg: OpenedMessage): void {
     const m = this.touch(from)
-    m.lastHeard = Date.now()
+    m.lastHeard = performance.now()
+    this.mark(m, 'heard')
     // a member's rank is the one it first claims: it cannot lower it later to make itself
     // host, only a handoff from the host does (onHandoff)
     if (m.rank === undefined) {
       m.rank = msg.rank
-      this.checkReady(from)
+      this.checkReady(m)
       this.electHost()
     }
+    if (!m.reachable) this.greet(m)
   }
 
   private onHandoff (from: string, msg: OpenedMessage): void {
@@ -408,6 +420,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     }
     if (handoff.to === this.self) {
       this.rank = Math.min(this.rank, handoff.rank)
+      void this.sealLeave()
     } else {
       const m = this.members.get(handoff.to)
       if (m === undefined) return
@@ -446,6 +459,37 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
       this.flushTimer = undefined
       this.release(this.messages.flush())
     }, Math.max(0, wait) + 1)
+  }
+
+  // --- sending ------------------------------------------------------------------------------
+
+  /** Encodes (and in a private room seals) one of our messages, labelled for this room. */
+  private async encodeFrame (kind: RoomMessageKind, seq: number, body: Uint8Array): Promise<Uint8Array> {
+    return encodeLabelled(this.topics.room, await this.messages.encode(this.self, kind, seq, this.rank, body))
+  }
+
+  /** Sends an encoded message to every joined member; resolves with those it was handed to. */
+  private async sendToJoined (raw: Uint8Array): Promise<string[]> {
+    const frame = encodeLabelled(this.topics.room, raw)
+    const joined = [...this.members.values()].filter((m) => m.joined)
+    const sent = await Promise.all(joined.map(async (m) => {
+      try {
+        await this.ctx.sendFrame(m.peerId, frame)
+        return m.peerId
+      } catch (err) {
+        this.ctx.log('could not send to %s in %s - %e', m.peerId, this.name, err)
+        return undefined
+      }
+    }))
+    return sent.filter((p): p is string => p !== undefined)
+  }
+
+  private async sealLeave (): Promise<void> {
+    try {
+      this.leaveFrame = await this.encodeFrame(KIND_LEAVE, 0, EMPTY)
+    } catch (err) {
+      this.ctx.log('could not prepare the leave frame of %s - %e', this.name, err)
+    }
   }
 
   // --- backlog for late joiners -------------------------------------------------------------
@@ -498,25 +542,23 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
 
   // --- presence -----------------------------------------------------------------------------
 
+  /** A heartbeat to every member we are directly connected to: presence, and our rank. */
   private heartbeat (): void {
     if (this.closed) return
-    this.messages.encode(this.self, KIND_HEARTBEAT, 0, this.rank, EMPTY)
-      .then(async (raw) => this.ctx.libp2p.services.pubsub.publish(this.topics.room, raw))
+    const direct = [...this.members.values()].filter((m) => this.ctx.links.isDirect(m.peerId))
+    if (direct.length === 0) return
+    this.encodeFrame(KIND_HEARTBEAT, 0, EMPTY)
+      .then(async (frame) => {
+        await Promise.all(direct.map(async (m) => {
+          await this.ctx.sendFrame(m.peerId, frame).catch((err) => { this.ctx.log('heartbeat to %s in %s failed - %e', m.peerId, this.name, err) })
+        }))
+      })
       .catch((err) => { this.ctx.log('heartbeat in %s failed - %e', this.name, err) })
-  }
-
-  /** A peer became reachable: greet it soon, so it learns our rank without waiting a heartbeat. */
-  private greet (): void {
-    if (this.greetTimer !== undefined) return
-    this.greetTimer = setTimeout(() => {
-      this.greetTimer = undefined
-      this.heartbeat()
-    }, 20)
   }
 
   private checkPresence (): void {
     if (this.closed) return
-    const now = Date.now()
+    const now = performance.now()
     for (const m of [...this.members.values()]) {
       if (m.joined && m.lastHeard !== undefined && now - m.lastHeard > this.ctx.options.presenceTimeout) {
         this.remove(m.peerId, 'timeout')
@@ -539,169 +581,111 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     const isNew = !this.members.has(from)
     const m = this.touch(from)
     m.addrs = a.addrs
+    if (a.t !== undefined) m.startedAt = a.t
     if (isNew) this.scheduleReply()
-    this.ensureDirect(m)
+    this.want(m)
+  }
+
+  /** Asks the node for a direct connection to `m`, and greets it if there is one already. */
+  private want (m: Member): void {
+    this.ctx.links.want(m.peerId, this, { addrs: m.addrs, startedAt: m.startedAt })
+    if (!m.reachable) this.greet(m)
   }
 
   private touch (peer: string): Member {
     let m = this.members.get(peer)
     if (m === undefined) {
-      m = { peerId: peer, addrs: [], lastSeen: Date.now(), joined: false, greeted: false, stats: { dialAttempts: 0, dialSuccesses: 0, dialFailures: 0 } }
+      m = { peerId: peer, addrs: [], lastSeen: performance.now(), joined: false, reachable: false, greeting: false, phases: {} }
       this.members.set(peer, m)
+      this.mark(m, 'discovered')
       this.ctx.log('discovered %s in %s', peer, this.name)
-      this.safeDispatchEvent('peer:discover', { detail: { peerId: peer, path: this.pathTo(peer) } })
+      this.safeDispatchEvent('peer:discover', { detail: { peerId: peer, path: 'relayed' } })
+      // a member may reach us first (its frame over a connection another room opened): hold it
+      this.ctx.links.want(peer, this, { addrs: [] })
     }
-    m.lastSeen = Date.now()
+    m.lastSeen = performance.now()
     return m
   }
 
-  private checkReady (peer: string): void {
-    const m = this.members.get(peer)
-    if (m === undefined || m.joined) return
-    if (this.pathTo(peer) !== 'direct') return
-    if (!canPublishTo(this.ctx.libp2p.services.pubsub, this.topics.room, peer)) return
-    if (!m.greeted) {
-      m.greeted = true
-      this.greet()
-    }
+  /** `peer:join` once it is directly connected, our stream to it is open, and we heard from it. */
+  private checkReady (m: Member): void {
+    if (m.joined || !m.reachable || !this.ctx.links.isDirect(m.peerId)) return
     // a member is one we heard from: its rank counts for the host, and in a private room its
     // message proved it holds the secret
     if (m.rank === undefined) return
     m.joined = true
-    this.ctx.log('%s joined %s', peer, this.name)
-    this.safeDispatchEvent('peer:join', { detail: { peerId: peer, path: 'direct' } })
+    this.mark(m, 'joined')
+    this.ctx.log('%s joined %s', m.peerId, this.name)
+    this.safeDispatchEvent('peer:join', { detail: { peerId: m.peerId, path: 'direct' } })
     this.electHost()
-    if (this.history === 'idle' && this.type !== 'pairwise') void this.fetchHistory(peer)
+    if (this.history === 'idle' && this.type !== 'pairwise') void this.fetchHistory(m.peerId)
   }
 
   private remove (peer: string, reason: LeaveReason): void {
     const m = this.members.get(peer)
     if (m === undefined) return
-    this.forget(m)
     this.members.delete(peer)
     this.messages.forget(peer)
     this.ctx.log('%s left %s (%s)', peer, this.name, reason)
     this.safeDispatchEvent('peer:leave', { detail: { peerId: peer, reason } })
     this.electHost()
-    // close our side too: a WebRTC peer that hung up is noticed only when ICE consent fails,
-    // tens of seconds later, and until then its dead connection would pass for a direct path
-    void this.ctx.onPeerGone([peer])
-  }
-
-  private forget (m: Member): void {
-    m.dialing?.abort()
-    this.cancelTakeover(m)
+    // the node closes the connection once no room wants the peer: a WebRTC peer that hung up is
+    // noticed only when ICE consent fails, tens of seconds later, and until then its dead
+    // connection would pass for a direct path
+    this.ctx.links.release(peer, this)
   }
 
   private tick (): void {
     this.announce()
-    const now = Date.now()
+    const now = performance.now()
     for (const m of [...this.members.values()]) {
-      if (this.pathTo(m.peerId) === 'direct') {
+      if (this.ctx.links.isDirect(m.peerId)) {
         m.lastSeen = now
       } else if (now - m.lastSeen > this.ctx.options.peerTtl) {
         this.remove(m.peerId, 'timeout')
       } else {
-        this.ensureDirect(m)
+        // retries a dial that gave up
+        this.want(m)
       }
     }
   }
 
   // --- announcements ------------------------------------------------------------------------
 
-  /** Our addresses changed (a relay reservation came or went): tell the room now, not in 10 s. */
-  announceNow (): void {
-    this.announce()
-  }
-
   private announce (): void {
     const addrs = this.ctx.ownAddrs()
     if (this.closed || addrs.length === 0) return
-    this.ctx.libp2p.services.pubsub.publish(this.topics.discovery, encodeAnnouncement({ v: 1, kind: 'announce', addrs }))
+    this.ctx.pubsub.publish(this.topics.discovery, encodeAnnouncement({ v: 1, kind: 'announce', addrs, t: this.ctx.startedAt }))
       .catch((err) => { this.ctx.log('announce in %s failed - %e', this.name, err) })
   }
 
-  /** A newcomer announced: answer once, soon, so it learns us without waiting a whole interval. */
+  /**
+   * A newcomer announced: answer once, soon. The relay hands a newcomer the announcements it
+   * holds, so this only matters when it holds none of ours (e.g. a room spanning relays).
+   */
   private scheduleReply (): void {
     if (this.replyTimer !== undefined) return
     this.replyTimer = setTimeout(() => {
       this.replyTimer = undefined
       this.announce()
-    }, 50 + Math.random() * 200)
+    }, REPLY_DELAY_MIN_MS + Math.random() * REPLY_DELAY_SPREAD_MS)
   }
 
-  // --- direct connections -------------------------------------------------------------------
+  // --- meeting timeline ---------------------------------------------------------------------
 
-  private pathTo (peer: string): 'direct' | 'relayed' {
-    return pathOf(this.ctx.libp2p.getConnections(peerIdFromString(peer)))
+  /** Records when `m` first reached a room-side `phase` of meeting. */
+  private mark (m: Member, phase: MeetingPhase): void {
+    if (m.phases[phase] !== undefined) return
+    m.phases[phase] = performance.now()
+    this.ctx.log('meeting %s in %s: %s at %d ms', m.peerId, this.name, phase, Math.round(m.phases[phase] - this.startedAt))
   }
 
-  /**
-   * One side of each pair dials, the one with the smaller peer ID, so the pair does not end up
-   * with two WebRTC connections; the other side takes over if nothing arrives in time.
-   */
-  private ensureDirect (m: Member): void {
-    if (this.closed || m.dialing !== undefined || m.addrs.length === 0) return
-    if (this.pathTo(m.peerId) === 'direct') return
-    if (this.self < m.peerId) {
-      void this.dial(m)
-    } else if (m.takeover === undefined) {
-      m.takeover = setTimeout(() => {
-        m.takeover = undefined
-        if (this.members.get(m.peerId) === m && this.pathTo(m.peerId) !== 'direct') void this.dial(m)
-      }, this.ctx.options.dialTakeover)
+  /** Every phase of meeting `m`, the node's and the room's, in ms since we joined (0 if before). */
+  private timeline (m: Member): MeetingTimeline {
+    const out: MeetingTimeline = {}
+    for (const [phase, at] of Object.entries({ ...this.ctx.links.phases(m.peerId), ...m.phases })) {
+      out[phase as MeetingPhase] = Math.max(0, Math.round(at - this.startedAt))
     }
-  }
-
-  private cancelTakeover (m: Member): void {
-    clearTimeout(m.takeover)
-    m.takeover = undefined
-  }
-
-  private async dial (m: Member): Promise<void> {
-    const controller = new AbortController()
-    m.dialing = controller
-    const signal = AbortSignal.any([controller.signal, this.abort.signal])
-    const { options, libp2p } = this.ctx
-    try {
-      const conn = await dialWithRetry(async () => {
-        const existing = libp2p.getConnections(peerIdFromString(m.peerId)).find(isDirect)
-        if (existing !== undefined) return existing
-        return libp2p.dial(m.addrs.map((a) => multiaddr(a)), {
-          signal: AbortSignal.any([signal, AbortSignal.timeout(options.dialTimeout)])
-        })
-      }, {
-        attempts: options.dialAttempts,
-        backoffMs: options.dialBackoff,
-        signal,
-        onAttempt: (attempt, err) => {
-          if (signal.aborted) return
-          m.stats.dialAttempts++
-          if (err === undefined) {
-            m.stats.dialSuccesses++
-          } else {
-            m.stats.dialFailures++
-            m.stats.lastError = `${err.name}: ${err.message}`
-            this.ctx.log('direct dial %d to %s failed - %e', attempt, m.peerId, err)
-          }
-        }
-      })
-      // the relay only introduces peers: once direct, the circuit has no further use. Only the
-      // dialer may close it, and only now: the recipient sees the WebRTC connection open while
-      // the dialer is still finishing signaling over that circuit.
-      for (const other of libp2p.getConnections(conn.remotePeer)) {
-        if (other !== conn && isRelayed(other)) void other.close().catch(() => {})
-      }
-    } catch (err) {
-      if (signal.aborted) return
-      // the relay says the peer holds no reservation any more: its tab is gone
-      if (isPeerGoneError(err)) {
-        this.remove(m.peerId, 'unreachable')
-      } else {
-        this.ctx.log.error('gave up on a direct connection to %s in %s - %e', m.peerId, this.name, err)
-      }
-    } finally {
-      if (m.dialing === controller) m.dialing = undefined
-    }
+    return out
   }
 }

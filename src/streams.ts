@@ -153,6 +153,22 @@ export class FrameSender {
   }
 
   /**
+   * Writes `frame` to `peer`'s open stream at once, ahead of anything still queued, and returns
+   * whether there was such a stream: for a page that is going away (`pagehide`), which may not
+   * run another task. Never opens a stream, never waits, never throws.
+   */
+  sendNow (peer: string, frame: Uint8Array): boolean {
+    const stream = this.streams.get(peer)
+    if (stream === undefined || !writable(stream) || frame.byteLength > this.maxFrameBytes) return false
+    try {
+      stream.send(lengthPrefixed(frame))
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /**
    * Closes the stream to `peer`, or to every peer, after the frames already queued for it went out.
    * A later `send` opens a new stream.
    */

@@ -1,19 +1,22 @@
 /**
- * Wire formats of p2p-rooms (topics and protocols of version 2). This file is the only place they are defined.
+ * Wire formats of p2p-rooms (topics and protocols of version 3). This file is the only place they are defined.
  *
- * Discovery topic (`/p2p-rooms/2/discovery/…`, see `roomTopics`), followed by relays, JSON in UTF-8:
+ * Discovery topic (`/p2p-rooms/3/discovery/…`, see `roomTopics`), followed by relays, JSON in UTF-8:
  *
  * ```json
- * { "v": 1, "kind": "announce", "addrs": ["/ip4/…/ws/p2p/<relay>/p2p-circuit/webrtc/p2p/<self>"] }
+ * { "v": 1, "kind": "announce", "addrs": ["/ip4/…/ws/p2p/<relay>/p2p-circuit/webrtc/p2p/<self>"], "t": 1796196727456 }
  * { "v": 1, "kind": "leave" }
  * ```
  *
  * The sender is the gossipsub message's `from` (signed, `StrictSign`), never a field in the body,
  * so a peer cannot announce somebody else. At most `MAX_ANNOUNCEMENT_BYTES` and
  * `MAX_ANNOUNCED_ADDRS` addresses, each of which must end in the sender's own `/p2p/<peer ID>`.
+ * `t` (optional) is when the sender's node started, in ms since the epoch: of two peers, the one
+ * that started later dials the other (direct.ts).
  *
- * Room topic (`/p2p-rooms/2/room/…`, see `roomTopics`), carried only over direct connections,
- * and the pairwise and history streams: binary room messages, see `encodeRoomMessage`.
+ * Room frames (`ROOM_PROTOCOL`, one stream per direct peer, see streams.ts for the framing):
+ * `encodeLabelled(room key, room message)`, where the room key is `roomTopics(…).room`; the
+ * history stream carries room messages too. Room messages are binary, see `encodeRoomMessage`.
  */
 import { DISCOVERY_TOPIC_PREFIX, MAX_ANNOUNCED_ADDRS, MAX_ANNOUNCEMENT_BYTES, ROOM_TOPIC_PREFIX } from './constants.js'
 
@@ -21,7 +24,7 @@ import { DISCOVERY_TOPIC_PREFIX, MAX_ANNOUNCED_ADDRS, MAX_ANNOUNCEMENT_BYTES, RO
 export const ANNOUNCEMENT_VERSION = 1
 
 export type Announcement =
-  | { v: 1, kind: 'announce', addrs: string[] }
+  | { v: 1, kind: 'announce', addrs: string[], t?: number }
   | { v: 1, kind: 'leave' }
 
 const encoder = new TextEncoder()
@@ -51,7 +54,8 @@ export function decodeAnnouncement (bytes: Uint8Array, sender: string): Announce
   if (msg.addrs.length === 0 || msg.addrs.length > MAX_ANNOUNCED_ADDRS) return undefined
   const suffix = `/p2p/${sender}`
   if (!msg.addrs.every((a) => typeof a === 'string' && a.endsWith(suffix))) return undefined
-  return { v: 1, kind: 'announce', addrs: msg.addrs as string[] }
+  if (msg.t !== undefined && !(typeof msg.t === 'number' && Number.isFinite(msg.t) && msg.t >= 0)) return undefined
+  return msg.t === undefined ? { v: 1, kind: 'announce', addrs: msg.addrs as string[] } : { v: 1, kind: 'announce', addrs: msg.addrs as string[], t: msg.t }
 }
 
 /** What a room message carries, its second byte. */
@@ -60,8 +64,10 @@ export const KIND_DATA = 0
 export const KIND_HEARTBEAT = 1
 /** The host hands its role over: body is the new host's rank (float64) and peer ID (UTF-8). */
 export const KIND_HANDOFF = 2
+/** The sender leaves the room (or its page goes away); no body. */
+export const KIND_LEAVE = 3
 
-export type RoomMessageKind = typeof KIND_DATA | typeof KIND_HEARTBEAT | typeof KIND_HANDOFF
+export type RoomMessageKind = typeof KIND_DATA | typeof KIND_HEARTBEAT | typeof KIND_HANDOFF | typeof KIND_LEAVE
 
 /** Bytes before a room message's body. */
 export const ROOM_HEADER_BYTES = 14
@@ -87,7 +93,7 @@ export interface RoomMessage extends RoomMessageHeader {
  * | bytes | field                                                           |
  * | ----- | --------------------------------------------------------------- |
  * | 0     | version (`2`)                                                   |
- * | 1     | kind (`0` data, `1` heartbeat, `2` handoff)                     |
+ * | 1     | kind (`0` data, `1` heartbeat, `2` handoff, `3` leave)          |
  * | 2–5   | seq, uint32                                                     |
  * | 6–13  | rank, float64                                                   |
  * | 14–   | body: plaintext, or in a private room IV ‖ AES-GCM ciphertext ‖ tag |
@@ -110,7 +116,7 @@ export function encodeRoomHeader (h: RoomMessageHeader): Uint8Array {
 export function decodeRoomMessage (bytes: Uint8Array): RoomMessage | undefined {
   if (bytes.byteLength < ROOM_HEADER_BYTES || bytes[0] !== ROOM_MESSAGE_VERSION) return undefined
   const kind = bytes[1]
-  if (kind !== KIND_DATA && kind !== KIND_HEARTBEAT && kind !== KIND_HANDOFF) return undefined
+  if (kind !== KIND_DATA && kind !== KIND_HEARTBEAT && kind !== KIND_HANDOFF && kind !== KIND_LEAVE) return undefined
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const seq = view.getUint32(2)
   const rank = view.getFloat64(6)
@@ -150,11 +156,11 @@ export function sealedContext (header: Uint8Array, sender: string, topic: string
 }
 
 /**
- * Frames on the pairwise and history streams name the room (its data topic) or a sender before
- * a room message: a uint16 length, that many UTF-8 bytes, then the rest.
+ * Frames on the room and history streams name the room (its key) or a sender before a room
+ * message: a uint16 length, that many UTF-8 bytes, then the rest.
  *
- * - pairwise frame: label = room topic, rest = room message
- * - history request: label = room topic, rest = empty
+ * - room frame: label = room key, rest = room message
+ * - history request: label = room key, rest = empty
  * - history response frame: label = original sender's peer ID, rest = room message as it was sent
  */
 export function encodeLabelled (label: string, rest: Uint8Array): Uint8Array {
@@ -186,12 +192,12 @@ function concat (a: Uint8Array, b: Uint8Array): Uint8Array {
 }
 
 /**
- * The discovery and data topics of a room; the one place a room becomes a topic. The session
+ * The discovery topic and the key of a room; the one place a room becomes a topic. The session
  * type is part of a room's identity, so rooms of one name and different types never mix. A
  * private room is named by its `topicId` (derived from name, type and secret) instead.
  *
- * - public: `/p2p-rooms/2/discovery/<type>/<name>`, `/p2p-rooms/2/room/<type>/<name>`
- * - private: `/p2p-rooms/2/discovery/private/<topicId>`, `/p2p-rooms/2/room/private/<topicId>`
+ * - public: `/p2p-rooms/3/discovery/<type>/<name>`, `/p2p-rooms/3/room/<type>/<name>`
+ * - private: `/p2p-rooms/3/discovery/private/<topicId>`, `/p2p-rooms/3/room/private/<topicId>`
  */
 export function roomTopics (name: string, type: string, topicId?: string): { discovery: string, room: string } {
   const suffix = topicId === undefined ? `${type}/${name}` : `private/${topicId}`

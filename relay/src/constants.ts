@@ -76,12 +76,31 @@ export const DEFAULT_TURN_TTL_S = 86_400
 
 /**
  * gossipsub mesh degree of the relay. The relay is the hub that forwards discovery announcements
- * between browsers that are not yet connected to each other, so it keeps every room member of a
- * normal-size room in its mesh rather than relying on lazy gossip.
+ * between browsers that are not yet connected to each other: every subscriber of a room belongs
+ * in its mesh, at once. gossipsub 17 grafts a subscriber the moment it subscribes only while the
+ * mesh is below D_lo, and fills it at heartbeats otherwise (a second per hop, and lazy gossip
+ * beyond), so D_lo is set past any room's size: announcements go to every subscriber without
+ * waiting, and there are no non-mesh peers to gossip to. Messages on these topics are small
+ * announcements, a few per member every 10 s.
  */
-export const RELAY_MESH_D = 16
-export const RELAY_MESH_D_LO = 8
-export const RELAY_MESH_D_HI = 32
+export const RELAY_MESH_D = 1024
+export const RELAY_MESH_D_LO = 1024
+export const RELAY_MESH_D_HI = 2048
+
+/**
+ * Announcements the relay keeps per room for newcomers (its most recent senders), handed to a new
+ * subscriber at once (announcements.ts); ~0.5 KiB each.
+ */
+export const MAX_CACHED_ANNOUNCEMENTS_PER_ROOM = 64
+
+/** Announcements the relay keeps over every room (~25 MiB at most); each expires after `ANNOUNCEMENT_CACHE_TTL_MS`. */
+export const MAX_CACHED_ANNOUNCEMENTS = 50_000
+
+/**
+ * How long a cached announcement is handed out, in ms: members re-announce every 10 s, and a
+ * browser forgets a member not re-announced for 35 s (its `peerTtl`).
+ */
+export const ANNOUNCEMENT_CACHE_TTL_MS = 35_000
 
 /** How long a graceful shutdown (SIGTERM/SIGINT) may take before the process exits with 1, in ms. */
 export const SHUTDOWN_TIMEOUT_MS = 10_000

@@ -36,7 +36,7 @@ import {
   CONNECTION_CLOSE_TIMEOUT_MS, DEFAULT_CIRCUIT_DATA_LIMIT_BYTES, DEFAULT_CIRCUIT_DURATION_LIMIT_MS,
   DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RESERVATIONS,
   DEFAULT_MAX_RESERVATIONS_PER_IP, DEFAULT_MAX_ROOMS, DEFAULT_PING_INTERVAL_MS, DEFAULT_ROOM_TTL_MS, LIBP2P_CONNECTION_HEADROOM,
-  RELAY_MESH_D, RELAY_MESH_D_HI, RELAY_MESH_D_LO
+  RELAY_MESH_D, RELAY_MESH_D_HI, RELAY_MESH_D_LO, MAX_CACHED_ANNOUNCEMENTS, MAX_CACHED_ANNOUNCEMENTS_PER_ROOM, ANNOUNCEMENT_CACHE_TTL_MS
 } from './constants.js'
 import { federation } from './federation.js'
 import { createLimits } from './limits.js'
@@ -256,6 +256,9 @@ export async function createRelay (init: RelayInit = {}): Promise<Relay> {
   const follower = new RoomFollower(libp2p.services.pubsub, {
     maxRooms: opts.maxRooms,
     roomTtl: opts.roomTtl,
+    maxCachedPerRoom: MAX_CACHED_ANNOUNCEMENTS_PER_ROOM,
+    maxCached: MAX_CACHED_ANNOUNCEMENTS,
+    announcementTtl: ANNOUNCEMENT_CACHE_TTL_MS,
     log,
     ignore: (peer) => libp2p.services.federation.isRelay(peer)
   })

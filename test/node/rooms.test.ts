@@ -1,7 +1,8 @@
 /**
  * Real Node libp2p room nodes (WebRTC through node-datachannel) and a real relay process.
  */
-import { peerIdFromString } from '@libp2p/peer-id'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id'
 import { afterEach, describe, expect, inject, it } from 'vitest'
 import { createRoomNode } from '../../src/index.js'
 import { isDirect } from '../../src/paths.js'
@@ -62,7 +63,10 @@ describe('room over a real relay', () => {
     // published while b's backlog request was under way, they may come twice (in the backlog and
     // live): each is delivered once and the second copy counted as a duplicate
     expect({ ...b.room.stats().messages.dropped, duplicate: 0 }).toEqual({ malformed: 0, tooLarge: 0, rateLimited: 0, notHost: 0, unauthenticated: 0, duplicate: 0, wrongType: 0, notMember: 0 })
-    const dialer = a.node.peerId < b.node.peerId ? a : b
+    // exactly one side dials: the node that started later (direct.ts)
+    const dialers = members.filter((x) => x.room.stats().peers[members.find((y) => y !== x)?.node.peerId ?? '']?.dialAttempts > 0)
+    expect(dialers).toHaveLength(1)
+    const dialer = dialers[0]
     const other = dialer === a ? b : a
     const seen = dialer.room.stats().peers[other.node.peerId]
     expect(seen).toMatchObject({ path: 'direct', joined: true })
@@ -228,9 +232,13 @@ describe('room node errors', () => {
     await expect(createRoomNode({})).rejects.toHaveProperty('name', 'NoRelaysError')
   })
 
-  it('throws ReservationTimeoutError when no relay answers', async () => {
+  it('says why no relay could be reached: nothing listening, another peer ID, a bad address', async () => {
     const dead = relayAddr.replace(/\/tcp\/\d+\//, '/tcp/9/')
-    await expect(createRoomNode({ relays: [dead], reservationTimeout: 5000 })).rejects.toHaveProperty('name', 'ReservationTimeoutError')
+    await expect(createRoomNode({ relays: [dead], reservationTimeout: 5000 })).rejects.toMatchObject({ name: 'RelayDialError', reason: 'unreachable' })
+    const wrongPeer = relayAddr.replace(/\/p2p\/[^/]+$/, `/p2p/${peerIdFromPublicKey((await generateKeyPair('Ed25519')).publicKey).toString()}`)
+    await expect(createRoomNode({ relays: [wrongPeer], reservationTimeout: 5000 })).rejects.toMatchObject({ name: 'RelayDialError', reason: 'wrong-peer' })
+    await expect(createRoomNode({ relays: ['/ip4/127.0.0.1/tcp/1/ws'] })).rejects.toMatchObject({ name: 'RelayDialError', reason: 'bad-address' })
+    await expect(createRoomNode({ relays: ['not a multiaddr'] })).rejects.toMatchObject({ name: 'RelayDialError', reason: 'bad-address' })
   })
 
   it('rejects an oversized message with MessageTooLargeError and a bad name with InvalidRoomNameError', async () => {

@@ -97,6 +97,37 @@ describe('relay room discovery', () => {
     expect(after - before).toBe(3)
   })
 
+  it('hands a newcomer the announcements of the room\'s members as their senders signed them, and none of those who left', async () => {
+    const topic = `${DISCOVERY_TOPIC_PREFIX}snapshot-${Date.now()}`
+    const [member, gone] = await Promise.all([client(), client()])
+    for (const c of [member, gone]) c.services.pubsub.subscribe(topic)
+    await Promise.all([relayFollows(member, topic), relayFollows(gone, topic)])
+    await member.services.pubsub.publish(topic, announcementOf(member))
+    await gone.services.pubsub.publish(topic, announcementOf(gone))
+    await gone.services.pubsub.publish(topic, encodeAnnouncement({ v: 1, kind: 'leave' }))
+    // the relay has processed them once `member` sees gone's leave forwarded
+    await new Promise<void>((resolve) => {
+      member.services.pubsub.addEventListener('message', function seen (e) {
+        if (e.detail.topic !== topic || e.detail.type !== 'signed' || !e.detail.from.equals(gone.peerId)) return
+        if (new TextDecoder().decode(e.detail.data).includes('leave')) {
+          member.services.pubsub.removeEventListener('message', seen)
+          resolve()
+        }
+      })
+    })
+
+    // nobody announces again: what the newcomer learns, it learns from the relay's hand-over
+    const newcomer = await client()
+    const got: Array<{ from: string, data: Uint8Array }> = []
+    newcomer.services.pubsub.addEventListener('message', (e) => {
+      if (e.detail.topic === topic && e.detail.type === 'signed') got.push({ from: e.detail.from.toString(), data: e.detail.data })
+    })
+    newcomer.services.pubsub.subscribe(topic)
+    // its gossipsub delivered them only after checking each signature against its sender
+    await expect.poll(() => got.length, { timeout: 10_000 }).toBeGreaterThan(0)
+    expect(got).toEqual([{ from: member.peerId.toString(), data: announcementOf(member) }])
+  })
+
   it('never subscribes to a room data topic', async () => {
     const name = `data-${Date.now()}`
     const c = await client()

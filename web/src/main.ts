@@ -71,9 +71,13 @@ async function main (): Promise<void> {
   }
   const { identity } = node
   status.setIdentity(identity)
-  status.setReservationMs(node.reservationMs)
+  // the node resolves once a relay is connected; its reservation follows a few round trips later
+  const started = node
+  const showReservation = (): void => { if (started.reservationMs !== undefined) status.setReservationMs(started.reservationMs) }
+  showReservation()
+  started.relays.addEventListener('relay:connect', showReservation, { once: true })
   peers.setSelf(identity, settings.identity)
-  log.add('info', 'you are ', { peer: node.peerId }, `: identity ${identity.kind}, ${identity.restored ? 'restored from storage' : 'new'}; relay reservation held after ${node.reservationMs} ms`)
+  log.add('info', 'you are ', { peer: node.peerId }, `: identity ${identity.kind}, ${identity.restored ? 'restored from storage' : 'new'}; connected to the relay`)
   if (identity.kind !== settings.identity) {
     log.add('warn', `asked for a ${settings.identity} identity, got ${identity.kind}: that key is in use by another tab, or this browser cannot keep it`)
   }
