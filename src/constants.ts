@@ -35,9 +35,12 @@ export const DEFAULT_DIAL_TIMEOUT_MS = 20_000
 
 /**
  * Of two peers the one whose node started later dials (see direct.ts); the other takes over after
- * this long without a direct connection, in case the dialer never heard of it, in ms.
+ * this long without a direct connection or a dial of the peer's arriving, in case the dialer
+ * never heard of it or cannot reach it (no reservation), in ms. The relay hands every newcomer the
+ * room's members, so normally the dialer knows at once; on a saturated CPU (ten tabs on two
+ * cores) a WebRTC dial can take seconds just to start, and a takeover then only races it.
  */
-export const DEFAULT_DIAL_TAKEOVER_MS = 2_000
+export const DEFAULT_DIAL_TAKEOVER_MS = 5_000
 
 /** Peers that reached us before any room wanted them whose meeting phases are kept; oldest forgotten first. */
 export const MAX_EARLY_PEERS = 256

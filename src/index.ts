@@ -78,7 +78,7 @@ export interface RoomNodeInit {
   dialTimeout?: number
   /**
    * Of two peers, the one whose node started later dials the other; this is how long the other
-   * waits for that dial before dialing itself, in ms. @default 2000
+   * waits for that dial before dialing itself, in ms. @default 5000
    */
   dialTakeover?: number
   /** Largest payload `publish` accepts, in bytes; a room's own `maxMessageBytes` overrides it. @default 65536 */

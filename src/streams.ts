@@ -196,8 +196,9 @@ export class FrameSender {
     this.streams.delete(peer)
     const conn = directConnection(this.libp2p, peer)
     // no signal: libp2p then bounds the protocol negotiation with its own timeout, which a
-    // sender-lifetime signal would replace with none
-    const opening = conn.newStream(this.protocol, { runOnLimitedConnection: false })
+    // sender-lifetime signal would replace with none. Optimistic negotiation: the protocol
+    // name goes out with the first frame instead of a round trip before it (both ends speak it)
+    const opening = conn.newStream(this.protocol, { runOnLimitedConnection: false, negotiateFully: false })
     const stream = await untilAborted(opening, this.signal, (late) => { late.abort(asError(this.signal?.reason)) })
     this.log('opened %s stream %s to %s', this.protocol, stream.id, peer)
     stream.addEventListener('close', (evt) => {
@@ -315,7 +316,8 @@ export async function request (
     throw new FrameTooLargeError(`a request of ${req.byteLength} bytes is over the ${opts.maxFrameBytes} byte limit`)
   }
   const conn = directConnection(libp2p, peer)
-  const stream = await conn.newStream(protocol, { signal, runOnLimitedConnection: false })
+  // optimistic negotiation: the protocol name goes out with the request, saving a round trip
+  const stream = await conn.newStream(protocol, { signal, runOnLimitedConnection: false, negotiateFully: false })
   const onAbort = (): void => { stream.abort(asError(signal.reason)) }
   signal.addEventListener('abort', onAbort, { once: true })
   try {
