@@ -35,6 +35,8 @@ export interface PageSettings {
   room?: RoomChoice
   /** Why the URL's room cannot be joined as it is (a plain sentence), when it names one. */
   roomProblem?: string
+  /** For a name that is there but invalid: what is wrong with it, to show next to the field. */
+  roomNameProblem?: string
   /** The raw `?room=` value, for the form to show (cut to a length an input can hold). */
   roomInput: string
   /** `?private` without a secret: a link that left the secret out; ask for it before joining. */
@@ -83,14 +85,20 @@ export function settingsFromUrl (url: URL): PageSettings {
   const raw = rawRoom(url)
   let room: RoomChoice | undefined
   let roomProblem: string | undefined
+  let roomNameProblem: string | undefined
   if (raw !== undefined) {
     const check = checkRoomName(raw)
     if (check.ok) room = { name: check.name, type, ...(secret !== '' ? { secret } : {}) }
-    else roomProblem = raw.trim() === '' ? 'This link names no room.' : `This link's room name cannot be used. ${check.problem}`
+    else if (raw.trim() === '') roomProblem = 'This link names no room.'
+    else {
+      roomProblem = `This link's room name cannot be used. ${check.problem}`
+      roomNameProblem = check.problem
+    }
   }
   return {
     ...(room !== undefined ? { room } : {}),
     ...(roomProblem !== undefined ? { roomProblem } : {}),
+    ...(roomNameProblem !== undefined ? { roomNameProblem } : {}),
     roomInput: (raw ?? '').slice(0, MAX_ROOM_NAME_LENGTH * 4),
     needsSecret: secret === '' && url.searchParams.has('private'),
     type,

@@ -108,9 +108,12 @@ function wireControls (): void {
 
 /** The first screen when the URL names no room, a bad one, or a private one without its secret. */
 function askForRoom (): void {
+  const badName = settings.roomNameProblem !== undefined
   const intro = settings.needsSecret
     ? 'This room is private. Ask whoever sent you the link for its secret, or for a link that holds it.'
-    : settings.roomProblem ?? 'Pick a room by name. Everyone who enters the same name meets here, and messages go straight between browsers.'
+    : badName
+      ? 'The room name in this link cannot be used. Fix it below, or pick another room.'
+      : settings.roomProblem ?? 'Pick a room by name. Everyone who enters the same name meets here, and messages go straight between browsers.'
   roomDialog.open({
     room: settings.room?.name ?? (settings.roomProblem !== undefined ? settings.roomInput : DEFAULT_ROOM),
     type: settings.type,
@@ -118,12 +121,12 @@ function askForRoom (): void {
     name: pickedName,
     title: settings.needsSecret ? 'Enter the room\'s secret' : 'Join a room',
     intro,
-    ...(settings.roomProblem !== undefined && settings.roomInput.trim() !== '' ? { problem: settings.roomProblem.replace(/^This link's room name cannot be used\. /, '') } : {}),
+    ...(settings.roomNameProblem !== undefined ? { problem: settings.roomNameProblem } : {}),
     dismissible: false,
     askSecret: settings.needsSecret
   })
   if (settings.needsSecret) shownRoom = undefined
-  progress.setStatus(settings.roomProblem !== undefined ? 'error' : 'waiting', settings.roomProblem ?? (settings.needsSecret ? 'Waiting for the room\'s secret' : 'Pick a room'))
+  progress.setStatus(badName ? 'error' : 'waiting', badName ? 'The link\'s room name cannot be used' : settings.needsSecret ? 'Waiting for the room\'s secret' : 'Pick a room')
 }
 
 async function startNode (): Promise<void> {
@@ -195,7 +198,7 @@ async function startNode (): Promise<void> {
 
 function selfNote (): string {
   if (node === undefined) return ''
-  return pickedName === undefined ? 'Generated name: edit it to pick yours' : `Generated name: ${generatedName(node.peerId)}`
+  return pickedName === undefined ? 'Generated name' : 'Name you picked'
 }
 
 function setPickedName (name: string | undefined): void {

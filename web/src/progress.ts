@@ -70,7 +70,7 @@ export class MeetingProgress {
         li.dataset.step = id
         li.dataset.state = step.state
         const mark = h('span', 'mark')
-        mark.append(icon('i-check'))
+        mark.append(icon(step.state === 'failed' ? 'i-close' : 'i-check'))
         // the state in words too, for screen readers and anyone who cannot tell the marks apart
         const words = { pending: 'to do', active: 'in progress', done: 'done', failed: 'failed' }[step.state]
         li.append(mark, h('span', 'label', step.label), h('span', 'when', step.when), h('span', 'visually-hidden', ` (${words})`))

@@ -63,6 +63,10 @@ export class RoomSession {
   private readonly seen = new Map<string, Record<string, number>>()
   private joinedAt = 0
   private announcedHost?: string
+  /** Hosts reported by `host:change` since the last line about the host. */
+  private hostChanges: string[] = []
+  /** Whether a line about the host was shown in this room yet. */
+  private hostAnnounced = false
   private hostTimer?: ReturnType<typeof setTimeout>
   private profileTimer?: ReturnType<typeof setTimeout>
   private firstDirect = false
@@ -137,8 +141,10 @@ export class RoomSession {
     this.listeners = this.listen(joined)
     this.room = joined
     this.announcedHost = joined.host
+    this.hostChanges = []
+    this.hostAnnounced = false
     people.setHost(joined.host, joined.type !== 'pairwise')
-    chat.setPlaceholder(joined.type === 'pairwise' ? 'Message the person picked in "To"' : `Message ${choice.name.length > 40 ? `${choice.name.slice(0, 39)}…` : choice.name}`)
+    chat.setPlaceholder(joined.type === 'pairwise' ? 'Message the person in "To"' : choice.name.length <= 20 ? `Message ${choice.name}` : 'Write a message')
     chat.setCheck((text) => this.tooLong(text))
     chat.addQuiet([`You joined ${choice.name.length > 80 ? `${choice.name.slice(0, 79)}…` : choice.name}. ${INTRO[joined.type]}` +
       (joined.private ? ' It is private: only people with its secret can join, everything is encrypted with it, and the relay never learns its name.' : '')], 'self')
@@ -182,6 +188,10 @@ export class RoomSession {
     if (r === undefined) return
     try {
       await r.handOffHost(peerId)
+      // said at once, and not again when the host:change it causes settles
+      this.announcedHost = peerId
+      this.hostAnnounced = true
+      this.views.chat.addQuiet(['You made ', { peer: peerId }, ' the host'], 'host')
       this.views.network.add('host', 'you handed the host role to ', { peer: peerId })
     } catch (err) {
       this.views.chat.addError(`Could not make ${this.views.dir.nameOf(peerId)} the host: ${errorText(err)}`)
@@ -227,7 +237,7 @@ export class RoomSession {
       network.add('info', 'discovered ', { peer: peerId }, ` (${path})`)
       if (!this.firstDirect) {
         progress.set('looking', 'done', 'Found someone in the room', `${duration(this.since())}`)
-        progress.set('connecting', 'active', 'Connecting directly to ' + dir.nameOf(peerId))
+        progress.set('connecting', 'active')
       }
       this.events.onChange()
     }, opts)
@@ -259,7 +269,7 @@ export class RoomSession {
         this.firstDirect = true
         if (progress.state('looking') !== 'done') progress.set('looking', 'done', 'Found someone in the room')
         progress.set('connecting', 'done', 'Connected', took !== undefined ? duration(took) : '')
-        progress.set('direct', 'done', `Direct to ${dir.nameOf(peerId)}`, `${duration(this.since())} after joining`)
+        progress.set('direct', 'done', undefined, `${duration(this.since())} after joining`)
       }
       this.scheduleProfile(peerId)
       this.events.onChange()
@@ -295,6 +305,7 @@ export class RoomSession {
 
     r.addEventListener('host:change', ({ detail: { host, previous } }) => {
       people.setHost(host, r.type !== 'pairwise')
+      this.hostChanges.push(host)
       network.add('host', { peer: host }, ' is the host (was ', { peer: previous }, ')')
       this.refreshComposer()
       // one line once it settles: a newcomer meeting several members sees several changes in a second
@@ -315,13 +326,24 @@ export class RoomSession {
     return controller
   }
 
+  /**
+   * One quiet line per settled change: a newcomer meeting several members sees the host change
+   * several times in a second (itself, then each earlier member), and a hand-off right after
+   * arriving changes it back; the reader wants to know who hosts now, once.
+   */
   private announceHost (r: Room): void {
-    if (this.room !== r || r.host === this.announcedHost) return
-    const first = this.announcedHost === this.node.peerId && this.since() < ARRIVAL_MS + HOST_SETTLE_MS
-    this.announcedHost = r.host
+    const changes = this.hostChanges
+    this.hostChanges = []
+    if (this.room !== r || changes.length === 0) return
+    const host = r.host
+    // news: another host than the last one announced, or a round trip through someone else
+    if (host === this.announcedHost && changes.every((h) => h === host)) return
+    const first = !this.hostAnnounced && host !== this.node.peerId
+    this.announcedHost = host
+    this.hostAnnounced = true
     if (r.type === 'pairwise') return
-    if (r.host === this.node.peerId) this.views.chat.addQuiet(['You are now the host'], 'host')
-    else this.views.chat.addQuiet([{ peer: r.host }, first ? ' hosts this room' : ' is now the host'], 'host')
+    if (host === this.node.peerId) this.views.chat.addQuiet(['You are now the host'], 'host')
+    else this.views.chat.addQuiet([{ peer: host }, first ? ' hosts this room' : ' is now the host'], 'host')
   }
 
   /**
