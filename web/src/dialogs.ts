@@ -3,7 +3,6 @@
  * private room) and "Invite" (the link, a QR code of it for another device, and for a private
  * room the warning that the link holds the secret).
  */
-import QRCode from 'qrcode'
 import { DEFAULT_ROOM, MAX_ROOM_NAME_LENGTH, checkRoomName } from './config.js'
 import { byId } from './dom.js'
 import { cleanName } from './names.js'
@@ -187,6 +186,8 @@ export class InviteDialog {
     this.copy.textContent = 'Copy link'
     this.qr.replaceChildren()
     this.dialog.showModal()
+    // loaded on first use: nobody needs a QR encoder to read the first screen
+    const QRCode = (await import('qrcode')).default
     // error correction M: survives a phone camera's blur; the SVG scales with the box
     const svg = await QRCode.toString(state.link, { type: 'svg', errorCorrectionLevel: 'M', margin: 1, color: { dark: '#111827', light: '#ffffff' } })
     const doc = new DOMParser().parseFromString(svg, 'image/svg+xml')

@@ -24,6 +24,11 @@ import type { JoinChoice } from './dialogs.js'
 import type { Action, Problem } from './problems.js'
 import type { RoomNode } from 'p2p-rooms'
 
+// the library (libp2p, WebRTC, gossipsub) is most of the page's bytes: its download starts now,
+// alongside /relay.json, while the page paints its first screen
+const library = import('p2p-rooms')
+library.catch(() => {}) // awaited in startNode, which says what went wrong
+
 /** How often counters, RTTs and relay states are read again; none of them has an event of its own. */
 const REFRESH_MS = 1000
 
@@ -140,7 +145,7 @@ async function startNode (): Promise<void> {
     const found = await findRelays(settings.relayOverride)
     relays = found.relays
     network.add('info', `relay from ${found.source}: ${relays.join(', ')}`)
-    lib = await import('p2p-rooms')
+    lib = await library
   } catch (err) {
     progress.set('relay', 'failed', 'No relay to reach')
     showProblem({
