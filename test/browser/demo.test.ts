@@ -121,12 +121,14 @@ describe('demo: npm start', () => {
     expect(await earlier.locator('time').getAttribute('datetime')).toBe(sentAt)
 
     await waitDirect(late)
-    await late.locator('.quiet[data-kind="host"]').waitFor({ timeout: 15_000 })
-    // let any further host:change settle, then count: a newcomer logs the host once
-    await late.waitForFunction(() => (window as any).p2pRooms.room?.host !== undefined)
-    await new Promise((resolve) => setTimeout(resolve, 2000))
-    expect(await late.locator('.quiet[data-kind="host"]').count()).toBe(1)
-    expect(await late.locator('.quiet[data-kind="host"]').textContent()).toMatch(/hosts this room/)
+    // the newcomer saw the host change (itself, then the first tab), and says who hosts once
+    const firstId = await ownId(first)
+    await late.waitForFunction((id) => (window as any).p2pRooms.room?.host === id, firstId, { timeout: 30_000 })
+    const hostLine = late.locator('.quiet[data-kind="host"]')
+    await hostLine.waitFor({ timeout: 15_000 })
+    expect(await hostLine.count()).toBe(1)
+    expect(await hostLine.textContent()).toMatch(/hosts this room/)
+    expect(await hostLine.locator('.name').getAttribute('data-name-of')).toBe(firstId)
     await closePages([first, late])
   })
 
