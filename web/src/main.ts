@@ -203,7 +203,7 @@ async function startNode (): Promise<void> {
 
 function selfNote (): string {
   if (node === undefined) return ''
-  return pickedName === undefined ? 'Generated name' : 'Name you picked'
+  return pickedName === undefined ? 'You · generated name' : 'You'
 }
 
 function setPickedName (name: string | undefined): void {

@@ -100,7 +100,7 @@ export class PeopleView {
     li.dataset.peerId = peerId
     li.dataset.self = 'true'
     const who = h('span', 'who')
-    who.append(nameTag(this.dir, peerId, peerId), h('span', 'you-badge', '(you)'), this.crown())
+    who.append(nameTag(this.dir, peerId, peerId), this.crown())
     const rename = h('button', 'btn link-btn rename', 'Edit name')
     rename.type = 'button'
     rename.addEventListener('click', () => { this.startRename(li, who, rename) })
