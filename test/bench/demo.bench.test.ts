@@ -15,7 +15,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium } from '../browser/tabs.js'
-import { DESKTOP, closePages, openPage, roomUrl, say, startDemo, waitDirect } from '../browser/demo-helpers.js'
+import { DESKTOP, closePages, isolatedArgs, openPage, roomUrl, say, startDemo, waitDirect } from '../browser/demo-helpers.js'
 import type { Browser, Page } from 'playwright-core'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -53,7 +53,7 @@ async function paintTimes (page: Page): Promise<{ fcp: number, dcl: number }> {
 }
 
 async function measure (label: string, dev: boolean): Promise<void> {
-  const demo = await startDemo(dev ? { args: ['--dev', '--port', '0', '--relay-port', '0', '--admin-port', '0', '--relay-key', `/tmp/p2p-rooms-bench-${process.pid}.key`] } : {})
+  const demo = await startDemo(dev ? { args: ['--dev', ...isolatedArgs()] } : {})
   const paint: number[] = []
   const dcl: number[] = []
   const firstMessage: number[] = []

@@ -5,9 +5,9 @@
  * screenshot of it in test-results/demo-screens/.
  */
 import { spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { expect } from 'vitest'
 import type { ChildProcess } from 'node:child_process'
 import type { Browser, Page } from 'playwright-core'
@@ -41,10 +41,19 @@ export interface StartInit {
   until?: RegExp
 }
 
+/** A relay key file path in a fresh temporary folder: a test's relay never shares `npm start`'s key. */
+export function tempKeyFile (): string {
+  return join(mkdtempSync(join(tmpdir(), 'p2p-rooms-demo-')), 'relay.key')
+}
+
+/** `npm start` flags with every port 0 and a key of its own. */
+export function isolatedArgs (): string[] {
+  return ['--port', '0', '--relay-port', '0', '--admin-port', '0', '--relay-key', tempKeyFile()]
+}
+
 /** Starts the demo and resolves once it printed its URLs (or `until`). */
 export async function startDemo (init: StartInit = {}): Promise<Demo> {
-  const key = join(mkdtempSync(join(tmpdir(), 'p2p-rooms-demo-')), 'relay.key')
-  const args = init.args ?? ['--port', '0', '--relay-port', '0', '--admin-port', '0', '--relay-key', key]
+  const args = init.args ?? isolatedArgs()
   const child = spawn(process.execPath, ['scripts/start.mjs', ...args, '--room', init.room ?? `demo-${Date.now()}`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   const until = init.until ?? /open (http\S+) in two or more tabs/
@@ -64,6 +73,11 @@ export async function startDemo (init: StartInit = {}): Promise<Demo> {
       else reject(new Error(`npm start exited with ${code}:\n${out}`))
     })
   })
+  // a key folder made here goes when the demo does: tests leave no relay keys behind
+  if (init.args === undefined) {
+    const keyDir = dirname(args[args.indexOf('--relay-key') + 1])
+    child.once('exit', () => { rmSync(keyDir, { recursive: true, force: true }) })
+  }
   const appUrl = /open (http\S+) in two or more tabs/.exec(out)?.[1] ?? ''
   return {
     appUrl,
