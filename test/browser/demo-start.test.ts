@@ -3,12 +3,11 @@
  * that keeps its port and peer ID across restarts, or says plainly that its port is taken.
  * No browser: the page is fetched as a browser would first fetch it.
  */
-import { mkdtempSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { startDemo } from './demo-helpers.js'
+import { startDemo, tempKeyFile } from './demo-helpers.js'
 import type { Server } from 'node:net'
 
 /** A port free right now (the OS picks it; the test then asks for it by number). */
@@ -48,7 +47,7 @@ describe('npm start', () => {
   })
 
   it('keeps the relay\'s port and peer ID across restarts, from its key file', async () => {
-    const key = join(mkdtempSync(join(tmpdir(), 'p2p-rooms-demo-')), 'relay.key')
+    const key = tempKeyFile()
     const [relayPort, adminPort] = [await freePort(), await freePort()]
     const args = ['--port', '0', '--relay-port', String(relayPort), '--admin-port', String(adminPort), '--relay-key', key]
     const first = await startDemo({ args })
@@ -61,6 +60,7 @@ describe('npm start', () => {
       expect((await (await fetch(`${second.adminUrl}status`)).json()).peerId).toBe(first.relayMultiaddr.split('/p2p/')[1])
     } finally {
       await second.stop()
+      rmSync(dirname(key), { recursive: true, force: true })
     }
   })
 
@@ -68,7 +68,7 @@ describe('npm start', () => {
     const taken = await listen(0)
     const port = (taken.address() as { port: number }).port
     try {
-      const key = join(mkdtempSync(join(tmpdir(), 'p2p-rooms-demo-')), 'relay.key')
+      const key = tempKeyFile()
       const demo = await startDemo({ args: ['--port', '0', '--relay-port', String(port), '--admin-port', '0', '--relay-key', key], until: /cannot start/ })
       const code = await new Promise((resolve) => {
         if (demo.process.exitCode !== null) resolve(demo.process.exitCode)
@@ -77,6 +77,7 @@ describe('npm start', () => {
       expect(code).toBe(1)
       expect(demo.output()).toContain(`the relay cannot start: port ${port} is taken`)
       expect(demo.output()).toContain('--relay-port')
+      rmSync(dirname(key), { recursive: true, force: true })
     } finally {
       await new Promise((resolve) => taken.close(resolve))
     }
