@@ -182,6 +182,11 @@ export interface RoomPeerStats {
   lastError?: string
   /** Last round-trip time over the direct connection (libp2p's connection monitor), in ms. */
   rttMs?: number
+  /**
+   * The local ICE candidate type of the direct connection's selected candidate pair: `'host'`
+   * (same host or LAN), `'srflx'` or `'prflx'` (through a NAT), `'relay'` (through TURN).
+   */
+  candidateType?: RTCIceCandidateType
   /** Time since its last heartbeat or message, in ms. */
   lastHeardMs?: number
   /** When each phase of meeting this peer was first reached, in ms since we joined the room. */
