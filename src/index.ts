@@ -25,7 +25,7 @@ import {
 } from './constants.js'
 import { DEFAULT_MAX_RELAYS } from './constants.js'
 import { startRoomNode } from './room-node.js'
-import type { SESSION_TYPES } from './constants.js'
+import type { IDENTITY_KINDS, SESSION_TYPES } from './constants.js'
 import type { RoomNodeServices } from './node-config.js'
 import type { PeerPath } from './paths.js'
 import type { DropReason } from './room-messages.js'
@@ -35,7 +35,7 @@ import type { TypedEventTarget } from 'main-event'
 
 export { InvalidRoomNameError, MessageTooLargeError, NoRelaysError, RelayDialError, RoomClosedError } from './errors.js'
 export type { RelayDialFailure } from './errors.js'
-export { MAX_ROOM_NAME_LENGTH, SESSION_TYPES } from './constants.js'
+export { IDENTITY_KINDS, MAX_ROOM_NAME_LENGTH, SESSION_TYPES } from './constants.js'
 export { InvalidRoomOptionsError, NotHostError, PeerNotFoundError, RateLimitedError, SessionTypeError } from './errors.js'
 export type { DropReason } from './room-messages.js'
 export { IceServersFetchError } from './errors.js'
@@ -96,7 +96,7 @@ export interface RoomNodeInit {
 }
 
 /** Where a node's key is kept: per browser tab, per browser profile, or nowhere. */
-export type IdentityKind = 'tab' | 'persistent' | 'ephemeral'
+export type IdentityKind = typeof IDENTITY_KINDS[number]
 
 /** The key a node ended up with. */
 export interface RoomNodeIdentity {

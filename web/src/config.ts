@@ -5,22 +5,17 @@
  * The secret lives in the URL's fragment (`#secret=…`), which browsers never send to a server,
  * so neither the web server nor any host of the built page sees it in a request or a log.
  */
+// the library's limits and names, from its constants alone: the page paints before the
+// library itself has loaded
+import { DEFAULT_IDENTITY, DEFAULT_SESSION_TYPE, IDENTITY_KINDS, MAX_ROOM_NAME_LENGTH, SESSION_TYPES } from 'p2p-rooms/constants'
 import type { IdentityKind, SessionType } from 'p2p-rooms'
 
-/**
- * The library's room name limit, in UTF-16 code units as `String.length` counts them
- * (`joinRoom` throws `InvalidRoomNameError` outside 1–256). `p2p-rooms` does not export it:
- * this is the one place the demo keeps it.
- */
-export const MAX_ROOM_NAME_LENGTH = 256
+/** The room name limit (`joinRoom` throws `InvalidRoomNameError` outside it), in UTF-16 code units as `String.length` counts them. */
+export { MAX_ROOM_NAME_LENGTH, SESSION_TYPES, IDENTITY_KINDS, DEFAULT_IDENTITY }
 /** The room `npm start` prints and the form suggests. */
 export const DEFAULT_ROOM = 'lobby'
 /** The library's default session type; it is left out of URLs. */
-export const DEFAULT_TYPE: SessionType = 'broadcast'
-export const SESSION_TYPES: readonly SessionType[] = ['broadcast', 'one-way', 'pairwise']
-/** The library's default identity; it is left out of URLs. */
-export const DEFAULT_IDENTITY: IdentityKind = 'tab'
-export const IDENTITY_KINDS: readonly IdentityKind[] = ['tab', 'persistent', 'ephemeral']
+export const DEFAULT_TYPE: SessionType = DEFAULT_SESSION_TYPE
 
 /** A room as the library tells rooms apart: the same name with another type or secret is another room. */
 export interface RoomChoice {
