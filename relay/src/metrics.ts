@@ -26,6 +26,8 @@ export interface MetricSources {
   /** Peers counted in a followed room. */
   roomMembers(): number
   federatedRelays(): number
+  /** Relay records seen, by verdict. */
+  relayRecords: { accepted: number, ignored: number, rejected: number }
   announcementsRejected(): number
 }
 
@@ -88,5 +90,7 @@ export function registerRelayMetrics (registry: Registry, s: MetricSources): voi
   gauge(registry, 'p2p_rooms_relay_rooms_followed', 'Room discovery topics followed', s.roomsFollowed)
   gauge(registry, 'p2p_rooms_relay_room_members', 'Peers counted in at least one followed room', s.roomMembers)
   gauge(registry, 'p2p_rooms_relay_federated_relays', 'Relays federated with and connected', s.federatedRelays)
+  labelledCounter(registry, 'p2p_rooms_relay_relay_records_total', 'Relay records seen on the relays topic, by verdict (accepted: trusted; ignored: valid, not trusted; rejected: malformed or forged)', 'verdict',
+    () => ({ ...s.relayRecords }))
   counter(registry, 'p2p_rooms_relay_announcements_rejected_total', 'Discovery messages rejected as malformed, oversized or not their sender\'s own', s.announcementsRejected)
 }

@@ -155,11 +155,12 @@ export interface RawExchange {
 }
 
 /**
- * Opens a raw TCP connection to `url`'s host and port, writes `chunks` (each after `gapMs`), and
- * resolves once the server closes it, or after `timeoutMs` (then `closed` is false). What a
+ * Opens a raw TCP connection to `url`'s host and port, writes `chunks` (each after `gapMs`; with
+ * `end`, then half-closes it), and resolves once the server closes it, or after `timeoutMs` (then
+ * `closed` is false). What a
  * browser or curl would never send is sent as is.
  */
-export async function rawExchange (url: string, chunks: Array<string | Uint8Array>, { gapMs = 0, timeoutMs = 10_000 } = {}): Promise<RawExchange> {
+export async function rawExchange (url: string, chunks: Array<string | Uint8Array>, { gapMs = 0, timeoutMs = 10_000, end = false } = {}): Promise<RawExchange> {
   const { hostname, port } = new URL(url)
   const socket = connect(Number(port), hostname.replace(/^\[|\]$/g, ''))
   const started = Date.now()
@@ -182,6 +183,8 @@ export async function rawExchange (url: string, chunks: Array<string | Uint8Arra
           socket.write(chunk)
           if (gapMs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs))
         }
+        // half-close: the server answers what it has and closes
+        if (end && !socket.destroyed) socket.end()
       })()
     })
   })

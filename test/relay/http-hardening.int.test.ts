@@ -5,11 +5,25 @@
  * is counted by reason, and the relay keeps serving.
  */
 import { fileURLToPath } from 'node:url'
+import fc from 'fast-check'
 import { spawnRelay } from 'p2p-rooms-relay/spawn'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HTTP_HEADERS_TIMEOUT_MS, HTTP_IDLE_TIMEOUT_MS, HTTP_MAX_CONNECTIONS } from '../../relay/src/constants.js'
 import { idleSockets, metrics, rawExchange, value } from './clients.js'
 import type { SpawnedRelay } from 'p2p-rooms-relay/spawn'
+
+/** Requests as a client could send them: well-formed ones, mutated ones, random bytes. */
+function httpRequest (): fc.Arbitrary<Uint8Array> {
+  const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
+  const method = fc.constantFrom('GET', 'HEAD', 'POST', 'OPTIONS', 'DELETE', 'PUT', 'CONNECT', 'TRACE', 'get', 'G\u00c9T', '')
+  const target = fc.oneof(fc.constantFrom('/', '//', '/status', '/metrics', '/healthz', '/ice-servers', '/ice-servers?x=1', '*', '//x/y', 'http://relay/status', '/%', '/%zz', '/../../etc/passwd'), fc.string({ maxLength: 64 }))
+  const header = fc.tuple(fc.constantFrom('Host', 'Origin', 'Content-Length', 'Transfer-Encoding', 'Connection', 'X-Forwarded-For', 'Expect'), fc.string({ maxLength: 40 }))
+  const request = fc.tuple(method, target, fc.constantFrom('HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/9', ''), fc.array(header, { maxLength: 6 }), fc.string({ maxLength: 64 }))
+    .map(([m, t, v, hs, body]) => enc(`${m} ${t} ${v}\r\n${hs.map(([k, x]) => `${k}: ${x}\r\n`).join('')}\r\n${body}`))
+  const mutate = fc.tuple(request, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }))
+    .map(([bytes, flips]) => { const out = Uint8Array.from(bytes); for (const [at, b] of flips) if (out.length > 0) out[at % out.length] = b; return out })
+  return fc.oneof(request, mutate, fc.uint8Array({ minLength: 1, maxLength: 512 }))
+}
 
 const refusals = async (relay: SpawnedRelay, reason: string): Promise<number> =>
   value(await metrics(relay.httpUrl), 'p2p_rooms_relay_refusals_total', { reason })
@@ -67,6 +81,18 @@ describe('relay HTTP endpoint against malformed and slow requests', () => {
     expect(slow.response).toMatch(/^HTTP\/1\.1 408 /)
     expect(await refusals(relay, 'http_timeout')).toBeGreaterThanOrEqual(before + 2)
     await alive(relay)
+  })
+
+  it('answers 300 random and mutated requests with an HTTP status or a close, and keeps running', async () => {
+    const before = (await metrics(relay.httpUrl)).find((m) => m.name === 'process_resident_memory_bytes')?.value ?? 0
+    await fc.assert(fc.asyncProperty(httpRequest(), async (bytes) => {
+      const { response, closed } = await rawExchange(relay.httpUrl, [bytes], { end: true, timeoutMs: 8_000 })
+      expect(closed).toBe(true)
+      if (response !== '') expect(response).toMatch(/^HTTP\/1\.1 [1-5]\d\d /)
+    }), { numRuns: 300 })
+    await alive(relay)
+    const after = (await metrics(relay.httpUrl)).find((m) => m.name === 'process_resident_memory_bytes')?.value ?? 0
+    console.log(`relay RSS before and after 300 random HTTP requests: ${(before / 2 ** 20).toFixed(1)} -> ${(after / 2 ** 20).toFixed(1)} MiB`)
   })
 
   it(`holds at most ${HTTP_MAX_CONNECTIONS} HTTP connections, and serves again once they go`, async () => {
