@@ -151,3 +151,9 @@ export const RELAY_OUTAGE_REDIAL_MAX_MS = 3_000
 
 /** Each relay redial wait is stretched by up to this fraction at random, so the tabs of a restarted relay spread out. */
 export const RELAY_REDIAL_JITTER = 0.2
+
+/**
+ * When the browser comes back online, how long each relay connection has to answer a ping
+ * before it is taken for dead and closed (its reservation then made again), in ms.
+ */
+export const RELAY_ONLINE_PING_TIMEOUT_MS = 3_000

@@ -26,7 +26,7 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
 import {
-  MAX_KNOWN_RELAYS, RELAY_OUTAGE_REDIAL_MAX_MS, RELAY_REDIAL_JITTER, RELAY_REDIAL_MAX_MS, RELAY_REDIAL_MIN_MS,
+  MAX_KNOWN_RELAYS, RELAY_ONLINE_PING_TIMEOUT_MS, RELAY_OUTAGE_REDIAL_MAX_MS, RELAY_REDIAL_JITTER, RELAY_REDIAL_MAX_MS, RELAY_REDIAL_MIN_MS,
   RELAY_RESERVATION_GRACE_MS, RELAYS_TOPIC
 } from './constants.js'
 import { RelayTrust } from './relay-records.js'
@@ -188,6 +188,8 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
       const conn = this.connectionTo(peerId)
       if (conn !== undefined) this.learn(peerId, [conn.remoteAddr])
       const relay = this.known.get(peerId)
+      // its reservation is made: no longer one on its way
+      if (relay !== undefined) relay.reservingUntil = 0
       this.init.log('reserved on relay %s', peerId)
       this.safeDispatchEvent('relay:connect', { detail: relay === undefined ? { peerId, multiaddr: '', connected: true, reserved: true } : this.info(relay) })
     }
@@ -195,8 +197,13 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
       if (now.has(peerId)) continue
       const relay = this.known.get(peerId)
       this.init.log('lost the reservation on relay %s', peerId)
-      // the relay may be back at once (a restart): the first redial does not wait
-      if (relay !== undefined) relay.retryAt = 0
+      // the relay may be back at once (a restart): the first redial does not wait, and no
+      // reservation is on its way there any more (the grace of an earlier dial would otherwise
+      // keep the node from dialing another relay for up to RELAY_RESERVATION_GRACE_MS)
+      if (relay !== undefined) {
+        relay.retryAt = 0
+        relay.reservingUntil = 0
+      }
       this.safeDispatchEvent('relay:disconnect', { detail: relay === undefined ? { peerId, multiaddr: '', connected: false, reserved: false } : this.info(relay) })
     }
     if (now.size === 0 && before.size > 0) this.shortenBackoffs()
@@ -207,10 +214,24 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
     if (this.known.has(evt.detail.remotePeer.toString())) this.update()
   }
 
-  /** The browser says it is online again: whatever failed while it was not may work now. */
+  /**
+   * The browser says it is online again: whatever failed while it was not may work now, and a
+   * relay connection that looks open may have died meanwhile without a close reaching us (a
+   * relay restarted, a NAT forgot us): each is pinged, and one that does not answer within
+   * `RELAY_ONLINE_PING_TIMEOUT_MS` is closed, which frees its reservation to be made again.
+   */
   private onOnline (): void {
-    this.init.log('online again: redialing relays')
+    this.init.log('online again: checking relay connections and redialing relays')
     this.redialNow()
+    for (const peerId of this.reserved) {
+      const conn = this.connectionTo(peerId)
+      if (conn === undefined) continue
+      this.libp2p.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(RELAY_ONLINE_PING_TIMEOUT_MS) })
+        .catch((err) => {
+          this.init.log('relay %s did not answer once online: closing its connection - %e', peerId, err)
+          conn.abort(err)
+        })
+    }
   }
 
   private onVisibilityChange (): void {
@@ -268,9 +289,15 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
     }
   }
 
-  /** Runs identify on `conn` again, which has the transport consider `r` as a relay anew. */
+  /**
+   * Runs identify on `conn` again, which has the transport consider `r` as a relay anew: the
+   * transport is notified of a relay once per connection (its topology filter), and passed it
+   * over then (untrusted yet, or no reservation wanted), so the filter forgets it first.
+   */
   private reidentify (r: KnownRelay, conn: Connection): void {
     r.reservingUntil = Date.now() + RELAY_RESERVATION_GRACE_MS
+    const records = this.libp2p.services.relayDiscovery
+    if (records instanceof RelayRecords) records.reservationFilter?.remove(conn.remotePeer)
     this.libp2p.services.identify.identify(conn)
       .catch((err) => { this.init.log('could not identify relay %s again - %e', r.peerId, err) })
   }
@@ -331,12 +358,15 @@ export class RelayRecords extends TypedEventEmitter<PeerDiscoveryEvents> impleme
   private readonly log: Logger
   private trust = new RelayTrust()
   private started = false
+  /** The circuit relay transport's filter (`relayRecords().reservationFilter`), when made by `relayRecords()`. */
+  readonly reservationFilter?: TopologyFilter
   /** Records seen, by verdict: accepted (trusted), ignored (valid, untrusted), rejected (malformed, forged). */
   readonly counts = { accepted: 0, ignored: 0, rejected: 0 }
 
-  constructor (components: RelayRecordsComponents) {
+  constructor (components: RelayRecordsComponents, reservationFilter?: TopologyFilter) {
     super()
     this.components = components
+    this.reservationFilter = reservationFilter
     this.log = components.logger.forComponent('p2p-rooms:relay-records')
   }
 
@@ -418,7 +448,7 @@ export function relayRecords (): RelayRecordsFactory {
     remove: (peerId) => { seen.delete(peerId.toString()) }
   }
   const factory = (components: RelayRecordsComponents): RelayRecords => {
-    service = new RelayRecords(components)
+    service = new RelayRecords(components, reservationFilter)
     return service
   }
   return Object.assign(factory, { reservationFilter })
