@@ -147,7 +147,7 @@ export const RELAY_RESERVATION_GRACE_MS = 6_000
  * within about this long, however long it was gone. With a reservation held, failed relays back
  * off up to `RELAY_REDIAL_MAX_MS`.
  */
-export const RELAY_OUTAGE_REDIAL_MAX_MS = 3_000
+export const RELAY_OUTAGE_REDIAL_MAX_MS = 2_000
 
 /** Each relay redial wait is stretched by up to this fraction at random, so the tabs of a restarted relay spread out. */
 export const RELAY_REDIAL_JITTER = 0.2
