@@ -47,7 +47,7 @@ describe('room node relay trust', () => {
       const [victimNode, attackerNode] = await Promise.all([createRoomNode({ relays: [relayAddr], maxRelays: 2 }), createRoomNode({ relays: [relayAddr] })])
       // the attacker serves the hop protocol before it meets the victim (identify lists it) and counts RESERVEs
       let hopStreams = 0
-      await attackerNode.libp2p.handle(HOP, ({ stream }) => { hopStreams++; stream.abort(new Error('no')) })
+      await attackerNode.libp2p.handle(HOP, (stream) => { hopStreams++; stream.abort(new Error('no')) })
       let claimed = false
       victimNode.libp2p.addEventListener('peer:identify', (evt) => {
         if (evt.detail.peerId.toString() === attackerNode.peerId && evt.detail.protocols.includes(HOP)) claimed = true

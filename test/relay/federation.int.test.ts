@@ -205,7 +205,7 @@ async function fakeRelay (relayAddr: string): Promise<Libp2p<{ identify: Identif
     connectionGater: { denyDialMultiaddr: () => false },
     services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true }), relay: circuitRelayServer() }
   })
-  started.push(node)
+  started.push({ stop: async () => { await node.stop() } })
   await node.dial(multiaddr(relayAddr))
   return node
 }
@@ -237,7 +237,7 @@ describe('relay federation trust', () => {
       const attacker = await fakeRelay(r.getMultiaddrs()[0])
       // a client listening on the relays topic, as browser nodes do
       const observer = await gossipClient(r.getMultiaddrs()[0])
-      started.push(observer)
+      started.push({ stop: async () => { await observer.stop() } })
       const forwarded: string[] = []
       observer.services.pubsub.addEventListener('message', (e) => { if (e.detail.topic === RELAYS_TOPIC && e.detail.type === 'signed') forwarded.push(e.detail.from.toString()) })
       observer.services.pubsub.subscribe(RELAYS_TOPIC)
