@@ -85,6 +85,14 @@ export const MAX_HELD_PER_SENDER = 256
 /** Senders whose rate a receiver tracks at once per room (least recently seen forgotten first). */
 export const MAX_TRACKED_SENDERS = 4_096
 
+/**
+ * PBKDF2-HMAC-SHA-256 iterations deriving a private room's keys and topic ID from its secret:
+ * OWASP's Password Storage Cheat Sheet figure for PBKDF2-HMAC-SHA256 (2023). Each guess of the
+ * secret by someone who saw the topic ID costs this many HMACs. Changing it changes every
+ * private room's topic.
+ */
+export const PRIVATE_ROOM_KDF_ITERATIONS = 600_000
+
 /** Protocol of addressed messages in a `'pairwise'` room, over a direct connection. */
 export const PAIRWISE_PROTOCOL = `/p2p-rooms/${PROTOCOL_VERSION}/pairwise`
 
