@@ -1,10 +1,50 @@
 /**
- * The host rule. Every member carries a rank (its join time in ms since the epoch, lowered by a
- * handoff), sent in the header of every room message. The host is the member with the lowest
- * rank, ties broken by the smaller peer ID. It is a pure function of the members present, so
- * members that see the same members agree without a round of messages, and a host that leaves
- * or goes stale is replaced as soon as each member drops it.
+ * The host rule, and how ranks are admitted so that no member can take the role by claiming one.
+ *
+ * Every member carries a **rank**: its join time (ms since the epoch), lowered only by a handoff
+ * from the host, sent in the header of every room message. The host is the member with the
+ * lowest rank, ties broken by the smaller peer ID (`electHost`). It is a pure function of the
+ * members present, so members that see the same members with the same ranks agree without a
+ * round of messages, and a host that leaves or goes silent is replaced as soon as each member
+ * drops it.
+ *
+ * A rank is a claim, and a modified client can claim anything (rank 0 would win at once). So a
+ * receiver does not take a claim as it is; `HostRules` admits it:
+ *
+ * - **Joining, then settled.** A member is *joining* until it has heard every member it
+ *   discovered and `settleAfter` ms (5 s) passed since it joined and since it first heard its
+ *   latest member, or at most `decideWithin` ms (30 s); then it is *settled*, for good, and says
+ *   so in the header of everything it sends (`FLAG_SETTLED`). Members present announce
+ *   themselves to a newcomer at once and greet it when they meet, so it discovers them, and
+ *   hears where they rank it, well within that time.
+ * - **A joining member trusts the room as it finds it**: it admits the ranks it hears as
+ *   claimed, since the members it finds were (as far as it can tell) there before it.
+ * - **A settled member admits a member it hears for the first time after everyone settled**:
+ *   at `max(claim, floor)`, where `floor` is one more than the highest rank among itself and the
+ *   settled members it has heard. A newcomer's claim cannot undercut the members settled in the
+ *   room; only the host's handoff gives a member a rank below the others'.
+ * - **A settled member tells a newcomer where it ranked it**: while the newcomer is joining, its
+ *   heartbeats carry the rank it admitted it at when that is above its claim (`admissions`), and
+ *   a joining member takes the highest such rank as its own (a newcomer whose clock is behind
+ *   learns it joined last). Receivers let a member move its own rank later, never earlier
+ *   (except by handoff), so every view of a member converges on what it claims for itself.
+ * - **A joining member that discovered a member it has not heard yet is not the host**: that
+ *   member may rank first. While it is so undecided, the unheard members it discovered count as
+ *   candidates ranked before everyone (ties by peer ID), so `host` names one of them, never
+ *   itself, until it has heard them or `decideWithin` passed.
+ * - **A member that restarts** (same peer ID, new incarnation: a reload) is admitted again like a
+ *   newcomer: it does not keep the rank, nor the host role, of its previous session.
+ *
+ * What this guarantees: members that were settled in a room before a member arrived never rank
+ * it before themselves, whatever it claims; a newcomer that honestly joins an existing room ranks
+ * itself as they rank it, and does not act as host before it has heard them. What it does not:
+ * two groups that settled apart (e.g. tabs behind relays that were not federated yet) and meet
+ * later each keep their own host until one of those hosts leaves or hands off; and a member that
+ * is still joining when a forger arrives trusts the forged rank, as it trusts everything it finds.
  */
+
+import { MAX_ADMISSIONS } from './wire.js'
+import type { Admission } from './wire.js'
 
 export interface HostCandidate {
   peerId: string
@@ -25,4 +65,233 @@ export function handoffRank (candidates: Iterable<HostCandidate>): number {
   let min = Infinity
   for (const c of candidates) min = Math.min(min, c.rank)
   return min - 1
+}
+
+/** A monotonic clock in ms: a wall-clock step must not settle (or unsettle) a member. */
+const monotonicNow = (): number => globalThis.performance.now()
+
+export interface HostRulesInit {
+  /** Our peer ID. */
+  self: string
+  /** Our rank: our join time, ms since the epoch (wall clock: ranks are compared across machines). */
+  rank: number
+  /** A member alone (with nothing discovered) is settled after this long, in ms. */
+  settleAfter: number
+  /** A member is settled at the latest this long after joining, in ms. */
+  decideWithin: number
+  /** Monotonic clock in ms; defaults to `performance.now()`. Tests inject a fake one. */
+  now?: () => number
+}
+
+interface Ranked {
+  /** admitted rank; undefined until heard */
+  rank?: number
+  /** its last header said it is settled */
+  settled: boolean
+  /** a member of the room for the host rule: reachable directly and heard (the room decides) */
+  joined: boolean
+  /** its rank was set by a handoff: its own later claims no longer move it */
+  pinned: boolean
+}
+
+/**
+ * The ranks of one room as one member sees them, and the host they elect. Pure: the room tells it
+ * what it discovers, hears and drops; no timers, the clock is injected.
+ */
+export class HostRules {
+  readonly self: string
+  readonly #settleAfter: number
+  readonly #decideWithin: number
+  readonly #now: () => number
+  readonly #joinedAt: number
+  /** when we last heard a member for the first time (monotonic ms) */
+  #lastMet: number
+  readonly #members = new Map<string, Ranked>()
+  /** ranks we admitted joining members at, above their claims, newest last: our heartbeats tell them */
+  readonly #admitted = new Map<string, number>()
+  #rank: number
+  #pinned = false
+  #settled = false
+
+  constructor (init: HostRulesInit) {
+    this.self = init.self
+    this.#rank = init.rank
+    this.#settleAfter = init.settleAfter
+    this.#decideWithin = init.decideWithin
+    this.#now = init.now ?? monotonicNow
+    this.#joinedAt = this.#now()
+    this.#lastMet = this.#joinedAt
+  }
+
+  /** Our own rank, as our messages claim it. */
+  get rank (): number {
+    return this.#rank
+  }
+
+  /** Whether we are past our joining phase (see above); once true, true for good. */
+  get settled (): boolean {
+    if (!this.#settled) this.#settled = this.#checkSettled()
+    return this.#settled
+  }
+
+  /** A member we know of (announced, subscribed, or heard); unheard until `hear`. */
+  discover (peer: string): void {
+    if (peer === this.self || this.#members.has(peer)) return
+    // settling is judged lazily: judge it as it stood before this member came along
+    void this.settled
+    this.#members.set(peer, { settled: false, joined: false, pinned: false })
+  }
+
+  /** Whether we have heard `peer`'s rank. */
+  heard (peer: string): boolean {
+    return this.#members.get(peer)?.rank !== undefined
+  }
+
+  /** The rank we admitted for `peer`, if heard. */
+  rankOf (peer: string): number | undefined {
+    return this.#members.get(peer)?.rank
+  }
+
+  /**
+   * A valid message from `peer` claims `claim`, says whether it is settled and (a heartbeat)
+   * where it admitted newcomers. Returns whether our heartbeat should go out now: we admitted
+   * `peer` above its claim (it should learn where it stands), or our own rank changed (joining,
+   * we took the rank the room admitted us at).
+   */
+  hear (peer: string, claim: number, settled: boolean, admissions: Admission[] = []): boolean {
+    if (peer === this.self) return false
+    this.discover(peer)
+    const m = this.#members.get(peer) as Ranked
+    const weSettled = this.settled
+    if (m.rank === undefined) {
+      // it has yet to hear us, perhaps, and tell us where it ranks us: stay joining a while
+      if (!weSettled) this.#lastMet = this.#now()
+      const floor = weSettled ? this.#floor(peer) : -Infinity
+      m.rank = Math.max(claim, floor)
+      if (claim < floor) {
+        this.#admit(peer, floor)
+        m.settled = settled
+        return true
+      }
+    } else if (!m.pinned && claim > m.rank) {
+      // a member may rank itself later (it learnt where the room ranks it), never earlier
+      m.rank = claim
+    }
+    m.settled = settled
+    // settled, it knows where it stands
+    if (settled) this.#admitted.delete(peer)
+    if (weSettled || this.#pinned) return false
+    let changed = false
+    for (const a of admissions) {
+      if (a.peerId === this.self && a.rank > this.#rank) {
+        this.#rank = a.rank
+        changed = true
+      }
+    }
+    return changed
+  }
+
+  /** What our heartbeat tells joining members: the ranks we admitted them at, above their claims. */
+  admissions (): Admission[] {
+    return [...this.#admitted].map(([peerId, rank]) => ({ peerId, rank }))
+  }
+
+  /** `peer` is a member for the host rule from now on: directly reachable and heard. */
+  join (peer: string): void {
+    const m = this.#members.get(peer)
+    if (m !== undefined) m.joined = true
+  }
+
+  /** `peer` left the room. */
+  remove (peer: string): void {
+    this.#members.delete(peer)
+    this.#admitted.delete(peer)
+  }
+
+  /** `peer` restarted (a new incarnation): its rank is admitted again from its next message. */
+  restart (peer: string): void {
+    const m = this.#members.get(peer)
+    if (m === undefined) return
+    m.rank = undefined
+    m.settled = false
+    m.pinned = false
+    this.#admitted.delete(peer)
+  }
+
+  /**
+   * The host (checked by the caller) handed its role to `to` at `rank`. Returns false if `to` is
+   * neither us nor a member we know.
+   */
+  handoff (to: string, rank: number): boolean {
+    if (to === this.self) {
+      this.#rank = Math.min(this.#rank, rank)
+      this.#pinned = true
+      return true
+    }
+    const m = this.#members.get(to)
+    if (m === undefined) return false
+    m.rank = Math.min(m.rank ?? Infinity, rank)
+    m.pinned = true
+    return true
+  }
+
+  /** The rank to give a member we hand the host role to: below every candidate's. */
+  handoffRank (): number {
+    return handoffRank(this.candidates())
+  }
+
+  /** We are joining and a member we discovered is still unheard: we cannot count ourselves yet. */
+  undecided (): boolean {
+    return !this.settled && this.#unheard()
+  }
+
+  /**
+   * The members the host rule chooses among: joined members with a rank, and ourselves; while
+   * undecided, instead of ourselves, the unheard members we discovered, ranked before everyone.
+   */
+  candidates (): HostCandidate[] {
+    const undecided = this.undecided()
+    const out: HostCandidate[] = undecided ? [] : [{ peerId: this.self, rank: this.#rank }]
+    for (const [peerId, m] of this.#members) {
+      if (m.rank !== undefined) {
+        if (m.joined) out.push({ peerId, rank: m.rank })
+      } else if (undecided) {
+        out.push({ peerId, rank: -Infinity })
+      }
+    }
+    return out
+  }
+
+  /** The host's peer ID: ourselves when we know of nobody else. */
+  host (): string {
+    return electHost(this.candidates()) ?? this.self
+  }
+
+  #unheard (): boolean {
+    for (const m of this.#members.values()) {
+      if (m.rank === undefined) return true
+    }
+    return false
+  }
+
+  #checkSettled (): boolean {
+    const now = this.#now()
+    if (now - this.#joinedAt >= this.#decideWithin) return true
+    return now - this.#lastMet >= this.#settleAfter && !this.#unheard()
+  }
+
+  #admit (peer: string, rank: number): void {
+    this.#admitted.delete(peer)
+    this.#admitted.set(peer, rank)
+    if (this.#admitted.size > MAX_ADMISSIONS) this.#admitted.delete(this.#admitted.keys().next().value as string)
+  }
+
+  /** One more than the highest rank among us and the settled members we heard, `peer` aside. */
+  #floor (peer: string): number {
+    let max = this.#rank
+    for (const [id, m] of this.#members) {
+      if (id !== peer && m.settled && m.rank !== undefined) max = Math.max(max, m.rank)
+    }
+    return max + 1
+  }
 }
