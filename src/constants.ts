@@ -70,8 +70,27 @@ export const DEFAULT_BURST = 100
 export const CONTROL_MESSAGES_PER_SECOND = 5
 export const CONTROL_BURST = 20
 
+/**
+ * Largest body of a control message (heartbeat, handoff) accepted, in bytes, whatever the room's
+ * `maxMessageBytes`: a heartbeat with its most admissions (32) is about 2 KiB.
+ */
+export const MAX_CONTROL_BODY_BYTES = 4_096
+
 /** Recent messages each member keeps for late joiners, per room. */
 export const DEFAULT_HISTORY_SIZE = 100
+
+/**
+ * Backlog requests a member answers per requesting peer and minute, per room (a token bucket of
+ * this rate and burst); a joiner asks once per join.
+ */
+export const DEFAULT_HISTORY_REQUESTS_PER_MINUTE = 10
+
+/**
+ * How long a member may take to write a whole backlog response before the stream is aborted, in
+ * ms: a requester that stops reading cannot hold the response (at most `historySize` ×
+ * (`maxMessageBytes` + `FRAME_OVERHEAD_BYTES`)) in memory for longer.
+ */
+export const HISTORY_WRITE_TIMEOUT_MS = 10_000
 
 /** How long a joiner waits for a member's backlog before delivering live messages anyway, in ms. */
 export const HISTORY_TIMEOUT_MS = 5_000
@@ -82,8 +101,34 @@ export const REORDER_WINDOW_MS = 1_000
 /** Out-of-order messages held per sender; beyond, the missing ones count as a gap. */
 export const MAX_HELD_PER_SENDER = 256
 
-/** Senders whose rate a receiver tracks at once per room (least recently seen forgotten first). */
+/**
+ * Out-of-order messages (and numbers dropped by the rate limit) held per room, all senders
+ * together; beyond, the oldest held ones are released and what they waited for counts as a gap.
+ * Also bounds the live messages held while the backlog is fetched.
+ */
+export const MAX_HELD_PER_ROOM = 1_024
+
+/** Bytes of held messages per room, all senders together (same release rule as `MAX_HELD_PER_ROOM`). */
+export const MAX_HELD_BYTES_PER_ROOM = 8 * 1024 * 1024
+
+/** Senders whose rate, sequence and incarnation a receiver tracks at once per room (least recently seen forgotten first). */
 export const MAX_TRACKED_SENDERS = 4_096
+
+/** Earlier incarnations remembered per sender, so a late message of a session that restarted is dropped (`'stale'`). */
+export const MAX_RETIRED_INCARNATIONS = 4
+
+/**
+ * A newcomer trusts the ranks it hears until it is settled: at least this long after joining, in
+ * ms, unless it heard a settled member first (see host.ts). Concurrent joiners discover each other
+ * well within it; a member alone this long defends its rank from then on.
+ */
+export const RANK_SETTLE_MS = 5_000
+
+/**
+ * A newcomer is settled at the latest this long after joining, in ms, even if a member it
+ * discovered was never heard (unreachable): until then it does not count itself as host.
+ */
+export const RANK_DECIDE_WITHIN_MS = 30_000
 
 /**
  * PBKDF2-HMAC-SHA-256 iterations deriving a private room's keys and topic ID from its secret:

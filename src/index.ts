@@ -27,14 +27,14 @@ import { DEFAULT_MAX_RELAYS } from './constants.js'
 import { startRoomNode } from './room-node.js'
 import type { RoomNodeServices } from './node-config.js'
 import type { PeerPath } from './paths.js'
-import type { DropReason } from './room-messages.js'
+import type { DropReason, HistoryRefusal } from './room-messages.js'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 import type { TypedEventTarget } from 'main-event'
 
 export { InvalidRoomNameError, MessageTooLargeError, NoRelaysError, ReservationTimeoutError, RoomClosedError } from './errors.js'
 export { InvalidRoomOptionsError, NotHostError, PeerNotFoundError, RateLimitedError, SessionTypeError } from './errors.js'
-export type { DropReason } from './room-messages.js'
+export type { DropReason, HistoryRefusal } from './room-messages.js'
 export { IceServersFetchError } from './errors.js'
 export { InvalidIdentityError } from './errors.js'
 export type { PeerPath, RoomNodeServices }
@@ -154,8 +154,10 @@ export interface JoinRoomInit {
   messagesPerSecond?: number
   /** Messages a member may send in a burst (token bucket capacity). @default 100 */
   burst?: number
-  /** Recent messages kept for late joiners (not in pairwise rooms); 0 keeps none. @default 100 */
+  /** Recent messages kept for late joiners (not in pairwise rooms); 0 keeps none; at most 10000. @default 100 */
   historySize?: number
+  /** Backlog requests this member serves per requesting peer and minute (a token bucket); more are refused and counted. @default 10 */
+  historyRequestsPerMinute?: number
 }
 
 export interface RoomMessage {
@@ -199,6 +201,13 @@ export interface RoomStats {
     dropped: Record<DropReason, number>
     /** Sequence numbers never received. */
     gaps: number
+  }
+  /** Backlog requests this member served to late joiners, and those it refused, by reason. */
+  history: {
+    served: number
+    refused: Record<HistoryRefusal, number>
+    /** Responses aborted because the requester did not read them within 10 s. */
+    writeTimeouts: number
   }
   /** Per member. */
   peers: Record<string, RoomPeerStats>
@@ -250,7 +259,9 @@ export interface RoomEvents {
   'host:change': CustomEvent<{ host: string, previous: string }>
   /**
    * Messages `first`…`last` from `from` will never be delivered: lost, dropped by a limit, or
-   * waited for longer than the reorder window (1 s).
+   * waited for longer than the reorder window (1 s). Adjacent missing numbers are merged into one
+   * event: a flood held to the rate limit gives at most one event per message delivered between
+   * its drops, not one per dropped message.
    *
    * @example room.addEventListener('gap', (e) => { warn(e.detail.from, e.detail.last - e.detail.first + 1) })
    */
@@ -264,7 +275,9 @@ export interface Room extends TypedEventTarget<RoomEvents> {
   readonly private: boolean
   /**
    * The host's peer ID: the member with the lowest rank (join time, lowered by a handoff), ties
-   * broken by the smaller peer ID. Ourselves until we meet the others.
+   * broken by the smaller peer ID. Ourselves while we know of nobody else. A newcomer's rank
+   * cannot undercut the members already there; and while we are joining and a member we
+   * discovered is still unheard, `host` names one of those members, never us (see host.ts).
    */
   readonly host: string
   /** Largest payload `publish` accepts, in bytes. */
@@ -278,7 +291,7 @@ export interface Room extends TypedEventTarget<RoomEvents> {
    *
    * @throws MessageTooLargeError when the payload exceeds `maxMessageBytes`
    * @throws RateLimitedError when over `messagesPerSecond`/`burst` (`retryAfterMs` says when to retry)
-   * @throws NotHostError in a `'one-way'` room when we are not the host
+   * @throws NotHostError in a `'one-way'` room when we are not the host (nor while we are joining and a member we discovered is unheard)
    * @throws SessionTypeError in a `'pairwise'` room
    * @throws RoomClosedError after `leave()`
    */
