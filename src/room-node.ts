@@ -7,7 +7,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { resolveIceServers } from './ice.js'
 import {
-  DEFAULT_BURST, DEFAULT_HISTORY_SIZE, DEFAULT_MESSAGES_PER_SECOND, DEFAULT_SESSION_TYPE, FRAME_OVERHEAD_BYTES, HISTORY_PROTOCOL, PAIRWISE_PROTOCOL
+  DEFAULT_BURST, DEFAULT_HISTORY_REQUESTS_PER_MINUTE, DEFAULT_HISTORY_SIZE, DEFAULT_MESSAGES_PER_SECOND, DEFAULT_SESSION_TYPE, FRAME_OVERHEAD_BYTES,
+  HISTORY_PROTOCOL, HISTORY_WRITE_TIMEOUT_MS, PAIRWISE_PROTOCOL
 } from './constants.js'
 import { InvalidRoomNameError, InvalidRoomOptionsError, NoRelaysError, ReservationTimeoutError, RoomClosedError } from './errors.js'
 import { resolveIdentity } from './identity.js'
@@ -74,11 +75,18 @@ export class RoomNodeImpl implements RoomNode {
       }
       void room.onPairwiseFrame(from, labelled.rest)
     }, { maxFrameBytes: HARD_MAX_FRAME_BYTES })
-    await handleRequests(this.libp2p, HISTORY_PROTOCOL, async (from, req) => {
+    // a backlog is at most the room's historySize messages of at most its maxMessageBytes (the
+    // room checks both, and its quota of requests); the write timeout frees a response nobody reads
+    const roomOf = (req: Uint8Array): RoomImpl | undefined => {
       const labelled = decodeLabelled(req)
-      const room = labelled === undefined ? undefined : this.joined.get(labelled.label)
-      return room?.backlogFor(from) ?? []
-    }, { maxFrameBytes: HARD_MAX_FRAME_BYTES, maxFrames: MAX_HISTORY_FRAMES })
+      return labelled === undefined ? undefined : this.joined.get(labelled.label)
+    }
+    await handleRequests(this.libp2p, HISTORY_PROTOCOL, async (from, req) => roomOf(req)?.backlogFor(from, req) ?? [], {
+      maxFrameBytes: HARD_MAX_FRAME_BYTES,
+      maxFrames: MAX_HISTORY_FRAMES,
+      writeTimeout: HISTORY_WRITE_TIMEOUT_MS,
+      onWriteTimeout: (from, req) => { roomOf(req)?.historyWriteTimedOut(from) }
+    })
   }
 
   get peerId (): string {
@@ -102,7 +110,7 @@ export class RoomNodeImpl implements RoomNode {
         onLeft: (r) => { if (this.joined.get(r.topics.room) === r) this.joined.delete(r.topics.room) },
         onPeerGone: async (peers) => { await this.hangUpUnshared(peers) },
         sendFrame: async (peer, frame) => { await this.frames.send(peer, frame) },
-        requestHistory: async (peer, req, signal) => request(this.libp2p, peer, HISTORY_PROTOCOL, req, { maxFrameBytes: HARD_MAX_FRAME_BYTES, maxFrames: MAX_HISTORY_FRAMES, signal })
+        requestHistory: async (peer, req, limits, signal) => request(this.libp2p, peer, HISTORY_PROTOCOL, req, { ...limits, signal })
       })
     this.joined.set(room.topics.room, room)
     room.start()
@@ -120,19 +128,22 @@ export class RoomNodeImpl implements RoomNode {
       maxMessageBytes: init.maxMessageBytes ?? this.options.maxMessageBytes,
       messagesPerSecond: init.messagesPerSecond ?? DEFAULT_MESSAGES_PER_SECOND,
       burst: init.burst ?? DEFAULT_BURST,
-      historySize: init.historySize ?? DEFAULT_HISTORY_SIZE
+      historySize: init.historySize ?? DEFAULT_HISTORY_SIZE,
+      historyRequestsPerMinute: init.historyRequestsPerMinute ?? DEFAULT_HISTORY_REQUESTS_PER_MINUTE
     }
     if (!SESSION_TYPES.includes(settings.type)) throw new InvalidRoomOptionsError(`type must be one of ${SESSION_TYPES.join(', ')}, not ${String(settings.type)}`)
-    for (const key of ['maxMessageBytes', 'messagesPerSecond', 'burst'] as const) {
+    for (const key of ['maxMessageBytes', 'messagesPerSecond', 'burst', 'historyRequestsPerMinute'] as const) {
       if (!(settings[key] > 0)) throw new InvalidRoomOptionsError(`${key} must be a positive number, not ${settings[key]}`)
     }
     if (settings.maxMessageBytes > HARD_MAX_FRAME_BYTES - FRAME_OVERHEAD_BYTES) throw new InvalidRoomOptionsError(`maxMessageBytes must be at most ${HARD_MAX_FRAME_BYTES - FRAME_OVERHEAD_BYTES}`)
-    if (!(settings.historySize >= 0)) throw new InvalidRoomOptionsError(`historySize must be 0 or more, not ${settings.historySize}`)
+    if (!(Number.isSafeInteger(settings.historySize) && settings.historySize >= 0 && settings.historySize <= MAX_HISTORY_FRAMES)) {
+      throw new InvalidRoomOptionsError(`historySize must be an integer from 0 to ${MAX_HISTORY_FRAMES}, not ${settings.historySize}`)
+    }
     if (init.secret !== undefined) {
       const length = typeof init.secret === 'string' ? init.secret.length : init.secret?.byteLength
       if (!(length > 0)) throw new InvalidRoomOptionsError('a private room needs a non-empty secret (a string or bytes)')
-      const { topicId, key } = await deriveRoomSecrets(name, settings.type, init.secret)
-      settings.secret = { topicId, key }
+      const { topicId, master } = await deriveRoomSecrets(name, settings.type, init.secret)
+      settings.secret = { topicId, master }
     }
     return settings
   }
@@ -228,7 +239,7 @@ export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKe
  * its own `maxMessageBytes`.
  */
 const HARD_MAX_FRAME_BYTES = 1024 * 1024 + FRAME_OVERHEAD_BYTES
-/** A backlog is at most `historySize` messages; this bounds what a requester reads. */
+/** Largest `historySize`; a member never serves more, whatever it is asked. */
 const MAX_HISTORY_FRAMES = 10_000
 
 /** Our reachable addresses: the WebRTC-over-circuit ones, one per relay reservation. */

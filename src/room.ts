@@ -8,20 +8,22 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { TypedEventEmitter } from 'main-event'
-import { HISTORY_TIMEOUT_MS } from './constants.js'
+import { FRAME_OVERHEAD_BYTES, HISTORY_TIMEOUT_MS, MAX_HELD_BYTES_PER_ROOM, MAX_HELD_PER_ROOM, RANK_DECIDE_WITHIN_MS, RANK_SETTLE_MS } from './constants.js'
 import { dialWithRetry, isPeerGoneError } from './dialer.js'
 import { NotHostError, PeerNotFoundError, RoomClosedError, SessionTypeError } from './errors.js'
 import { canPublishTo } from './gossip-readiness.js'
-import { electHost, handoffRank } from './host.js'
+import { HostRules } from './host.js'
 import { isDirect, isRelayed, pathOf } from './paths.js'
+import { Presence } from './presence.js'
 import { RoomMessages } from './room-messages.js'
 import {
-  KIND_DATA, KIND_HANDOFF, KIND_HEARTBEAT, decodeAnnouncement, decodeHandoff, encodeAnnouncement,
-  encodeHandoff, encodeLabelled, roomTopics
+  KIND_DATA, KIND_HANDOFF, KIND_HEARTBEAT, decodeAnnouncement, decodeHandoff, decodeHistoryRequest, encodeAnnouncement,
+  encodeHandoff, encodeHistoryRequest, encodeLabelled, roomTopics
 } from './wire.js'
+import type { RoomMessageKind } from './wire.js'
 import type { ResolvedRoomNodeOptions, RoomEvents, Room, RoomPeer, RoomPeerStats, LeaveReason, PublishResult, SessionType, RoomStats } from './index.js'
 import type { RoomNodeServices } from './node-config.js'
-import type { Delivery, OpenedMessage } from './room-messages.js'
+import type { Delivery, HistoryRefusal, OpenedMessage } from './room-messages.js'
 import type { Release } from './sequence.js'
 import type { Message } from '@libp2p/gossipsub'
 import type { Connection, Logger, PeerId } from '@libp2p/interface'
@@ -39,8 +41,11 @@ export interface RoomContext {
   onPeerGone: (peers: string[]) => Promise<void>
   /** Sends a pairwise frame to `peer` over its direct connection. */
   sendFrame: (peer: string, frame: Uint8Array) => Promise<void>
-  /** Asks `peer` for this room's backlog over a direct connection. */
-  requestHistory: (peer: string, request: Uint8Array, signal: AbortSignal) => Promise<Uint8Array[]>
+  /**
+   * Asks `peer` for this room's backlog over a direct connection, taking at most `maxFrames`
+   * frames of at most `maxFrameBytes` each.
+   */
+  requestHistory: (peer: string, request: Uint8Array, limits: { maxFrames: number, maxFrameBytes: number }, signal: AbortSignal) => Promise<Uint8Array[]>
 }
 
 /** A room's own settings, resolved from `joinRoom`'s options. */
@@ -50,19 +55,17 @@ export interface RoomSettings {
   messagesPerSecond: number
   burst: number
   historySize: number
-  /** Set for a private room: its topic ID and AES-GCM key, both derived from the secret. */
-  secret?: { topicId: string, key: CryptoKey }
+  /** Backlog requests served per requesting peer and minute. */
+  historyRequestsPerMinute: number
+  /** Set for a private room: its topic ID and master key, both derived from the secret. */
+  secret?: { topicId: string, master: CryptoKey }
 }
 
 interface Member {
   peerId: string
   addrs: string[]
-  /** last announcement, or direct connection, seen: expiry of a member not yet joined */
+  /** last announcement, or direct connection, seen (monotonic ms): expiry of a member not yet joined */
   lastSeen: number
-  /** last valid room message (heartbeat or data): presence of a joined member */
-  lastHeard?: number
-  /** host rank, from the header of its first valid room message (see host.ts) */
-  rank?: number
   joined: boolean
   /** we sent a heartbeat since it became reachable */
   greeted: boolean
@@ -76,6 +79,12 @@ const EMPTY = new Uint8Array(0)
 
 type HistoryState = 'idle' | 'fetching' | 'done'
 
+/** Rate-limit key shared by every sender whose messages reach us only through other members. */
+const FORWARDED = '\0forwarded'
+
+/** A monotonic clock in ms: expiry and presence must not follow the wall clock's jumps. */
+const monotonicNow = (): number => globalThis.performance.now()
+
 export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   readonly name: string
   readonly type: SessionType
@@ -85,8 +94,10 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   private readonly messages: RoomMessages
   private readonly members = new Map<string, Member>()
   private readonly abort = new AbortController()
-  /** our host rank: join time, lowered when the host hands its role to us */
-  private rank = Date.now()
+  /** ranks as we admit them, and the host they elect (see host.ts) */
+  private readonly ranks: HostRules
+  private readonly presence: Presence
+  private readonly now = monotonicNow
   private currentHost: string
   private announceTimer?: ReturnType<typeof setInterval>
   private heartbeatTimer?: ReturnType<typeof setInterval>
@@ -95,8 +106,11 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   private replyTimer?: ReturnType<typeof setTimeout>
   private greetTimer?: ReturnType<typeof setTimeout>
   private history: HistoryState = 'idle'
+  /** aborts a backlog fetch we gave up waiting for */
+  private historyFetch?: AbortController
   /** live data that arrived while the backlog was being fetched, delivered after it */
   private readonly heldForHistory: Array<{ delivery: Delivery, pair: boolean }> = []
+  private heldForHistoryBytes = 0
   private closed = false
 
   constructor (name: string, settings: RoomSettings, ctx: RoomContext) {
@@ -107,13 +121,17 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     this.ctx = ctx
     this.topics = roomTopics(name, settings.type, settings.secret?.topicId)
     this.currentHost = this.self
+    // our rank is our join time on the wall clock: ranks are compared across machines
+    this.ranks = new HostRules({ self: this.self, rank: Date.now(), settleAfter: RANK_SETTLE_MS, decideWithin: RANK_DECIDE_WITHIN_MS })
+    this.presence = new Presence({ timeout: ctx.options.presenceTimeout })
     this.messages = new RoomMessages({
       topic: this.topics.room,
       maxMessageBytes: settings.maxMessageBytes,
       messagesPerSecond: settings.messagesPerSecond,
       burst: settings.burst,
       historySize: settings.type === 'pairwise' ? 0 : settings.historySize,
-      key: settings.secret?.key
+      historyRequestsPerMinute: settings.historyRequestsPerMinute,
+      master: settings.secret?.master
     })
   }
 
@@ -140,11 +158,11 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     pubsub.subscribe(this.topics.room)
     pubsub.subscribe(this.topics.discovery)
     this.announce()
-    const { announceInterval, heartbeatInterval, presenceTimeout } = this.ctx.options
+    const { announceInterval, heartbeatInterval } = this.ctx.options
     this.announceTimer = setInterval(() => { this.tick() }, announceInterval)
     this.heartbeatTimer = setInterval(() => { this.heartbeat() }, heartbeatInterval)
-    // check often enough that a silent member is gone within presenceTimeout + a quarter of it
-    this.presenceTimer = setInterval(() => { this.checkPresence() }, Math.max(250, Math.min(heartbeatInterval, presenceTimeout / 4)))
+    // often enough that a silent member is gone within presenceTimeout and a sixteenth of it
+    this.presenceTimer = setInterval(() => { this.checkPresence() }, this.presence.checkEvery)
   }
 
   has (peer: string): boolean {
@@ -165,13 +183,15 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
         path: direct !== undefined ? 'direct' : 'relayed',
         joined: m.joined,
         rttMs: direct?.rtt,
-        lastHeardMs: m.lastHeard === undefined ? undefined : Date.now() - m.lastHeard
+        lastHeardMs: this.presence.sinceHeard(m.peerId)
       }
     }
+    const { history } = this.messages
     return {
       type: this.type,
       host: this.currentHost,
       messages: { sent: counters.sent, received: counters.received, dropped: { ...counters.dropped }, gaps: counters.gaps },
+      history: { served: history.served, refused: { ...history.refused }, writeTimeouts: history.writeTimeouts },
       peers
     }
   }
@@ -182,7 +202,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     if (this.type === 'one-way' && this.currentHost !== this.self) throw new NotHostError(`only the host (${this.currentHost}) publishes in one-way room "${this.name}"`)
     const payload = typeof data === 'string' ? encoder.encode(data) : data
     this.messages.admit(payload)
-    const raw = await this.messages.encode(this.self, KIND_DATA, this.messages.nextSeq(), this.rank, payload)
+    const raw = await this.encode(KIND_DATA, this.messages.nextSeq(), payload)
     const result = await this.ctx.libp2p.services.pubsub.publish(this.topics.room, raw)
     this.messages.sent(this.self, raw, true)
     return { recipients: result.recipients.map((p) => p.toString()) }
@@ -195,7 +215,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     if (m === undefined || !m.joined) throw new PeerNotFoundError(`${peerId} is not a joined member of room "${this.name}"`)
     const payload = typeof data === 'string' ? encoder.encode(data) : data
     this.messages.admit(payload)
-    const raw = await this.messages.encode(this.self, KIND_DATA, this.messages.nextSeq(peerId), this.rank, payload)
+    const raw = await this.encode(KIND_DATA, this.messages.nextSeq(peerId), payload)
     await this.ctx.sendFrame(peerId, encodeLabelled(this.topics.room, raw))
     this.messages.sent(this.self, raw, false)
   }
@@ -204,12 +224,17 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     this.assertOpen()
     if (this.currentHost !== this.self) throw new NotHostError(`only the host (${this.currentHost}) can hand off room "${this.name}"`)
     const m = this.members.get(peerId)
-    if (m === undefined || !m.joined || m.rank === undefined) throw new PeerNotFoundError(`${peerId} is not a joined member of room "${this.name}"`)
-    const rank = handoffRank(this.candidates())
-    const raw = await this.messages.encode(this.self, KIND_HANDOFF, 0, this.rank, encodeHandoff(peerId, rank))
+    if (m === undefined || !m.joined || !this.ranks.heard(peerId)) throw new PeerNotFoundError(`${peerId} is not a joined member of room "${this.name}"`)
+    const rank = this.ranks.handoffRank()
+    const raw = await this.encode(KIND_HANDOFF, 0, encodeHandoff(peerId, rank))
     await this.ctx.libp2p.services.pubsub.publish(this.topics.room, raw)
-    m.rank = rank
+    this.ranks.handoff(peerId, rank)
     this.electHost()
+  }
+
+  /** A room message from us, with our rank and whether we are settled in its header. */
+  private async encode (kind: RoomMessageKind, seq: number, body: Uint8Array): Promise<Uint8Array> {
+    return this.messages.encode(this.self, { kind, seq, rank: this.ranks.rank, settled: this.ranks.settled }, body)
   }
 
   /**
@@ -234,6 +259,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     clearTimeout(this.flushTimer)
     clearTimeout(this.replyTimer)
     clearTimeout(this.greetTimer)
+    this.heldForHistory.length = 0
     this.abort.abort(new RoomClosedError(`room "${this.name}" was left`))
     const { libp2p } = this.ctx
     const { pubsub } = libp2p.services
@@ -328,53 +354,74 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
       this.messages.drop('notMember')
       return
     }
-    const opened = await this.messages.open(from, raw, { rateLimit: true, pair: true })
-    if (typeof opened === 'string') return
-    this.heard(from, opened)
+    // a pairwise stream only runs over our direct connection to its sender
+    const opened = await this.messages.open(from, raw, { rateKey: from, pair: true })
+    if (typeof opened === 'string') {
+      if (opened === 'rateLimited') this.scheduleFlush()
+      return
+    }
+    this.heard(from, opened, true)
     if (opened.kind !== KIND_DATA) {
       this.messages.drop('malformed')
       return
     }
-    this.receiveData({ from, seq: opened.seq, data: opened.body, history: false, raw: opened.raw }, true)
+    this.receiveData({ from, seq: opened.seq, data: opened.body, history: false, raw: opened.raw, incarnation: opened.incarnation }, true)
   }
 
-  /** The backlog a member asked us for: our mailbox, each message labelled with its sender. */
-  backlogFor (from: string): Uint8Array[] {
-    if (this.closed || this.type === 'pairwise' || !this.members.has(from)) {
-      this.messages.drop('notMember')
+  /**
+   * The backlog a member asked us for: the newest of our mailbox, as many as it takes, each
+   * message labelled with its sender. A request that does not parse, from a non-member, or over
+   * `historyRequestsPerMinute` is refused with an empty backlog and counted.
+   */
+  backlogFor (from: string, request: Uint8Array): Uint8Array[] {
+    const req = decodeHistoryRequest(request)
+    let refusal: HistoryRefusal | undefined
+    if (req === undefined) refusal = 'malformed'
+    else if (this.closed || this.type === 'pairwise' || this.members.get(from)?.joined !== true) refusal = 'notMember'
+    else if (!this.messages.admitHistoryRequest(from)) refusal = 'rateLimited'
+    if (refusal !== undefined || req === undefined) {
+      this.messages.history.refused[refusal ?? 'malformed']++
+      this.ctx.log('refused a backlog request from %s in %s (%s)', from, this.name, refusal)
       return []
     }
-    return this.messages.backlog().map(({ from: sender, raw }) => encodeLabelled(sender, raw))
+    this.messages.history.served++
+    return this.messages.backlog(req.maxMessages).map(({ from: sender, raw }) => encodeLabelled(sender, raw))
+  }
+
+  /** A backlog response we were writing to `from` was aborted: it did not read it in time. */
+  historyWriteTimedOut (from: string): void {
+    this.messages.history.writeTimeouts++
+    this.ctx.log('a backlog response to %s in %s was not read in time', from, this.name)
   }
 
   // --- receiving ----------------------------------------------------------------------------
 
   /** gossipsub's topic validator for the room topic: the room's rules, then delivery. */
-  private async validate (_propagator: PeerId, msg: Message): Promise<TopicValidatorResult> {
+  private async validate (propagator: PeerId, msg: Message): Promise<TopicValidatorResult> {
     if (this.closed || msg.type !== 'signed') return TopicValidatorResult.Reject
     const from = msg.from.toString()
     if (from === this.self) return TopicValidatorResult.Ignore
     try {
-      const opened = await this.messages.open(from, msg.data, { rateLimit: true, pair: false })
+      // every sender we are directly connected to has a bucket of its own; senders that reach us
+      // only through others share one, so a member relaying made-up origins gains nothing
+      const rateKey = pathOf(this.ctx.libp2p.getConnections(msg.from)) === 'direct' ? from : FORWARDED
+      // data this room takes from nobody but the host (one-way) or from nobody (pairwise) is
+      // dropped before it costs a token, a sequence number or memory
+      const refuseData = this.type === 'pairwise' ? 'wrongType' : this.type === 'one-way' && from !== this.currentHost ? 'notHost' : undefined
+      const opened = await this.messages.open(from, msg.data, { rateKey, pair: false, refuseData })
       if (typeof opened === 'string') {
+        // rate-limited numbers are gaps now: the room hears of them at its next flush
+        if (opened === 'rateLimited') this.scheduleFlush()
         // a flood is not forwarded; malformed or forged bytes also lower the sender's score
-        return opened === 'rateLimited' || opened === 'tooLarge' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
+        return opened === 'rateLimited' || opened === 'tooLarge' || opened === 'notHost' || opened === 'duplicate' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
       }
-      this.heard(from, opened)
+      this.heard(from, opened, propagator.equals(msg.from))
       if (opened.kind === KIND_HEARTBEAT) return TopicValidatorResult.Accept
       if (opened.kind === KIND_HANDOFF) {
         this.onHandoff(from, opened)
         return TopicValidatorResult.Accept
       }
-      if (this.type === 'pairwise') {
-        this.messages.drop('wrongType')
-        return TopicValidatorResult.Reject
-      }
-      if (this.type === 'one-way' && from !== this.currentHost) {
-        this.messages.drop('notHost')
-        return TopicValidatorResult.Ignore
-      }
-      this.receiveData({ from, seq: opened.seq, data: opened.body, history: false, raw: opened.raw }, false)
+      this.receiveData({ from, seq: opened.seq, data: opened.body, history: false, raw: opened.raw, incarnation: opened.incarnation }, false)
       return TopicValidatorResult.Accept
     } catch (err) {
       this.ctx.log.error('validating a message from %s in %s failed - %e', from, this.name, err)
@@ -382,17 +429,23 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     }
   }
 
-  /** Any valid message proves its sender present and carries its host rank. */
-  private heard (from: string, msg: OpenedMessage): void {
-    const m = this.touch(from)
-    m.lastHeard = Date.now()
-    // a member's rank is the one it first claims: it cannot lower it later to make itself
-    // host, only a handoff from the host does (onHandoff)
-    if (m.rank === undefined) {
-      m.rank = msg.rank
-      this.checkReady(from)
-      this.electHost()
-    }
+  /**
+   * A valid message carries its sender's rank (admitted by the host rules, host.ts) and, when it
+   * came from the sender itself (`direct`) rather than forwarded by another member, proves it
+   * present now. A sender that reaches us only through others and that we know nothing of yet is
+   * not made a member by its messages: made-up origins relayed by a member would grow our list.
+   */
+  private heard (from: string, msg: OpenedMessage, direct: boolean): void {
+    if (!direct && !this.members.has(from)) return
+    this.touch(from)
+    if (direct) this.presence.heard(from)
+    // a reloaded member is a new session: it keeps neither its rank nor the host role
+    if (msg.restarted) this.ranks.restart(from)
+    const first = !this.ranks.heard(from)
+    // joining, we rank ourselves after the settled members we hear: tell the room now
+    if (this.ranks.hear(from, msg.rank, msg.settled)) this.heartbeat()
+    if (first) this.checkReady(from)
+    this.electHost()
   }
 
   private onHandoff (from: string, msg: OpenedMessage): void {
@@ -406,13 +459,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
       this.messages.drop('notHost')
       return
     }
-    if (handoff.to === this.self) {
-      this.rank = Math.min(this.rank, handoff.rank)
-    } else {
-      const m = this.members.get(handoff.to)
-      if (m === undefined) return
-      m.rank = Math.min(m.rank ?? Infinity, handoff.rank)
-    }
+    if (!this.ranks.handoff(handoff.to, handoff.rank)) return
     this.electHost()
   }
 
@@ -420,9 +467,26 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     if (this.history !== 'done' && !pair) {
       if (this.history === 'idle') void this.fetchHistory(delivery.from)
       this.heldForHistory.push({ delivery, pair })
+      this.heldForHistoryBytes += delivery.raw.byteLength + delivery.data.byteLength
+      // a backlog is worth a short wait, not unbounded memory: past the room's bound, live
+      // messages go out now and a backlog that comes later is dropped
+      if (this.heldForHistory.length > MAX_HELD_PER_ROOM || this.heldForHistoryBytes > MAX_HELD_BYTES_PER_ROOM) this.giveUpOnHistory()
       return
     }
     this.release(this.messages.order(delivery, pair))
+  }
+
+  private giveUpOnHistory (): void {
+    if (this.history === 'done') return
+    this.ctx.log('stopped waiting for a backlog in %s: %d live messages held', this.name, this.heldForHistory.length)
+    this.history = 'done'
+    this.historyFetch?.abort()
+    this.releaseHeldForHistory()
+  }
+
+  private releaseHeldForHistory (): void {
+    this.heldForHistoryBytes = 0
+    for (const { delivery, pair } of this.heldForHistory.splice(0)) this.release(this.messages.order(delivery, pair))
   }
 
   /**
@@ -456,37 +520,39 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
    */
   private async fetchHistory (peer: string): Promise<void> {
     if (this.history !== 'idle' || this.type === 'pairwise') return
+    const { historySize, maxMessageBytes } = this.settings
+    if (historySize <= 0) {
+      this.history = 'done'
+      this.releaseHeldForHistory()
+      return
+    }
     this.history = 'fetching'
-    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(HISTORY_TIMEOUT_MS)])
+    this.historyFetch = new AbortController()
+    const signal = AbortSignal.any([this.abort.signal, this.historyFetch.signal, AbortSignal.timeout(HISTORY_TIMEOUT_MS)])
     let frames: Uint8Array[] = []
     try {
-      frames = await this.ctx.requestHistory(peer, encodeLabelled(this.topics.room, EMPTY), signal)
+      // what we take is bounded by our own room's limits, whatever the member serving it holds
+      const limits = { maxFrames: historySize, maxFrameBytes: maxMessageBytes + FRAME_OVERHEAD_BYTES }
+      frames = await this.ctx.requestHistory(peer, encodeHistoryRequest(this.topics.room, historySize), limits, signal)
     } catch (err) {
-      if (this.closed) return
+      if (this.closed || this.history !== 'fetching') return
       this.ctx.log('no backlog from %s in %s - %e', peer, this.name, err)
     }
-    if (this.closed) return
-    const { backlog, last } = await this.messages.openBacklog(this.self, frames)
+    if (this.closed || this.history !== 'fetching') return
+    const backlog = await this.messages.openBacklog(this.self, frames)
+    if (this.closed || this.history !== 'fetching') return
     this.history = 'done'
     this.release({ deliver: backlog.map((item) => ({ from: item.from, seq: item.seq, item })), gaps: [] })
-    // live messages continue each sender's sequence where its backlog ended
-    for (const [from, seq] of last) this.release(this.messages.continueAfter(from, seq))
-    for (const { delivery, pair } of this.heldForHistory.splice(0)) this.release(this.messages.order(delivery, pair))
+    // live messages are ordered as if there had been no backlog: only exact copies of a backlog
+    // message are dropped, so a forged backlog cannot hold back anything a member sends
+    this.releaseHeldForHistory()
     if (backlog.length > 0) this.ctx.log('delivered a backlog of %d messages from %s in %s', backlog.length, peer, this.name)
   }
 
   // --- host ---------------------------------------------------------------------------------
 
-  private candidates (): Array<{ peerId: string, rank: number }> {
-    const out = [{ peerId: this.self, rank: this.rank }]
-    for (const m of this.members.values()) {
-      if (m.joined && m.rank !== undefined) out.push({ peerId: m.peerId, rank: m.rank })
-    }
-    return out
-  }
-
   private electHost (): void {
-    const host = electHost(this.candidates()) ?? this.self
+    const host = this.ranks.host()
     if (host === this.currentHost) return
     const previous = this.currentHost
     this.currentHost = host
@@ -500,7 +566,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
 
   private heartbeat (): void {
     if (this.closed) return
-    this.messages.encode(this.self, KIND_HEARTBEAT, 0, this.rank, EMPTY)
+    this.encode(KIND_HEARTBEAT, 0, EMPTY)
       .then(async (raw) => this.ctx.libp2p.services.pubsub.publish(this.topics.room, raw))
       .catch((err) => { this.ctx.log('heartbeat in %s failed - %e', this.name, err) })
   }
@@ -516,12 +582,11 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
 
   private checkPresence (): void {
     if (this.closed) return
-    const now = Date.now()
-    for (const m of [...this.members.values()]) {
-      if (m.joined && m.lastHeard !== undefined && now - m.lastHeard > this.ctx.options.presenceTimeout) {
-        this.remove(m.peerId, 'timeout')
-      }
+    for (const peer of this.presence.silent()) {
+      if (this.members.get(peer)?.joined === true) this.remove(peer, 'timeout')
     }
+    // a newcomer settles with time too (host.ts): the host may change without a message
+    this.electHost()
   }
 
   // --- membership ---------------------------------------------------------------------------
@@ -546,12 +611,15 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   private touch (peer: string): Member {
     let m = this.members.get(peer)
     if (m === undefined) {
-      m = { peerId: peer, addrs: [], lastSeen: Date.now(), joined: false, greeted: false, stats: { dialAttempts: 0, dialSuccesses: 0, dialFailures: 0 } }
+      m = { peerId: peer, addrs: [], lastSeen: this.now(), joined: false, greeted: false, stats: { dialAttempts: 0, dialSuccesses: 0, dialFailures: 0 } }
       this.members.set(peer, m)
+      this.ranks.discover(peer)
       this.ctx.log('discovered %s in %s', peer, this.name)
       this.safeDispatchEvent('peer:discover', { detail: { peerId: peer, path: this.pathTo(peer) } })
+      // joining, an unheard member may rank first: we are not the host until we hear it
+      this.electHost()
     }
-    m.lastSeen = Date.now()
+    m.lastSeen = this.now()
     return m
   }
 
@@ -566,8 +634,10 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     }
     // a member is one we heard from: its rank counts for the host, and in a private room its
     // message proved it holds the secret
-    if (m.rank === undefined) return
+    if (!this.ranks.heard(peer)) return
     m.joined = true
+    this.ranks.join(peer)
+    this.presence.start(peer)
     this.ctx.log('%s joined %s', peer, this.name)
     this.safeDispatchEvent('peer:join', { detail: { peerId: peer, path: 'direct' } })
     this.electHost()
@@ -580,6 +650,8 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     this.forget(m)
     this.members.delete(peer)
     this.messages.forget(peer)
+    this.ranks.remove(peer)
+    this.presence.forget(peer)
     this.ctx.log('%s left %s (%s)', peer, this.name, reason)
     this.safeDispatchEvent('peer:leave', { detail: { peerId: peer, reason } })
     this.electHost()
@@ -595,7 +667,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
 
   private tick (): void {
     this.announce()
-    const now = Date.now()
+    const now = this.now()
     for (const m of [...this.members.values()]) {
       if (this.pathTo(m.peerId) === 'direct') {
         m.lastSeen = now

@@ -1,0 +1,331 @@
+/**
+ * The room's own rules (presence, host, restarts, backlog, floods) with real `RoomImpl`s on a fake
+ * network: libp2p is stubbed down to what a room uses (gossipsub's topic validator and publish,
+ * connections, subscriptions), messages go straight to the other rooms' validators, and timers are
+ * fake. Real networks are in test/node and test/browser.
+ */
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import * as C from '../../src/constants.js'
+import { RoomImpl } from '../../src/room.js'
+import { KIND_DATA, encodeAnnouncement, encodeLabelled } from '../../src/wire.js'
+import type { ResolvedRoomNodeOptions, SessionType } from '../../src/index.js'
+import type { RoomContext, RoomSettings } from '../../src/room.js'
+import type { PeerId } from '@libp2p/interface'
+
+const OPTIONS: ResolvedRoomNodeOptions = {
+  relays: [],
+  iceServers: [],
+  identity: 'ephemeral',
+  announceInterval: C.DEFAULT_ANNOUNCE_INTERVAL_MS,
+  peerTtl: C.DEFAULT_PEER_TTL_MS,
+  reservationTimeout: C.DEFAULT_RESERVATION_TIMEOUT_MS,
+  dialAttempts: C.DEFAULT_DIAL_ATTEMPTS,
+  dialBackoff: C.DEFAULT_DIAL_BACKOFF_MS,
+  dialTimeout: C.DEFAULT_DIAL_TIMEOUT_MS,
+  dialTakeover: C.DEFAULT_DIAL_TAKEOVER_MS,
+  maxMessageBytes: C.DEFAULT_MAX_MESSAGE_BYTES,
+  heartbeatInterval: C.DEFAULT_HEARTBEAT_INTERVAL_MS,
+  presenceTimeout: C.DEFAULT_PRESENCE_TIMEOUT_MS,
+  maxRelays: C.DEFAULT_MAX_RELAYS
+}
+
+const noop = Object.assign((..._args: unknown[]) => {}, { error: () => {}, trace: () => {}, enabled: false })
+
+interface Events {
+  joins: string[]
+  leaves: Array<{ peerId: string, reason: string, at: number }>
+  messages: Array<{ from: string, text: string, seq: number, history: boolean }>
+  hosts: string[]
+  gaps: Array<{ from: string, first: number, last: number }>
+}
+
+/** One room member on the fake network. */
+interface Member {
+  peerId: PeerId
+  id: string
+  room: RoomImpl
+  events: Events
+  /** what the member's backlog requests are answered with (by default: the member asked serves it) */
+  serveBacklog?: (from: string, request: Uint8Array) => Uint8Array[]
+}
+
+/** Rooms of one name on a fake network: direct links, subscriptions and gossip are ours to decide. */
+class Net {
+  readonly members = new Map<string, Member>()
+  /** directed links: `a>b` means a reaches b directly */
+  readonly links = new Set<string>()
+  /** `from>to` pairs whose messages are lost on the way (a link going down without a word) */
+  readonly cut = new Set<string>()
+  readonly name: string
+  readonly type: SessionType
+  readonly settings: Partial<RoomSettings>
+
+  constructor (name: string, type: SessionType = 'broadcast', settings: Partial<RoomSettings> = {}) {
+    this.name = name
+    this.type = type
+    this.settings = settings
+  }
+
+  async join (peerId?: PeerId): Promise<Member> {
+    peerId ??= peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    const id = peerId.toString()
+    const validators = new Map<string, (p: PeerId, m: any) => Promise<unknown>>()
+    const net = this
+    const libp2p = {
+      peerId,
+      status: 'started',
+      logger: { forComponent: () => noop },
+      getConnections: (p: PeerId) => net.links.has(`${id}>${p.toString()}`) ? [{ status: 'open', limits: undefined, multiplexer: '/webrtc', remotePeer: p, remoteAddr: { toString: () => '/webrtc' }, rtt: 1 }] : [],
+      dial: async () => { throw new Error('no dialing on the fake network') },
+      hangUp: async () => {},
+      services: {
+        pubsub: {
+          topicValidators: validators,
+          subscribe: () => {},
+          unsubscribe: () => {},
+          getSubscribers: () => [...net.members.values()].filter((m) => net.links.has(`${id}>${m.id}`)).map((m) => m.peerId),
+          publish: async (topic: string, data: Uint8Array) => net.publish(id, topic, data)
+        }
+      }
+    }
+    const member: Member = { peerId, id, room: undefined as unknown as RoomImpl, events: { joins: [], leaves: [], messages: [], hosts: [], gaps: [] } }
+    const ctx: RoomContext = {
+      libp2p: libp2p as any,
+      options: OPTIONS,
+      log: noop as any,
+      ownAddrs: () => [`/ip4/127.0.0.1/tcp/1/ws/p2p/${id}/p2p-circuit/webrtc/p2p/${id}`],
+      onLeft: () => {},
+      onPeerGone: async () => {},
+      sendFrame: async (peer, frame) => { await net.members.get(peer)?.room.onPairwiseFrame(id, frame.subarray(2 + new DataView(frame.buffer, frame.byteOffset).getUint16(0))) },
+      requestHistory: async (peer, request) => member.serveBacklog?.(peer, request) ?? net.members.get(peer)?.room.backlogFor(id, request) ?? []
+    }
+    const settings: RoomSettings = { type: this.type, maxMessageBytes: 65536, messagesPerSecond: 50, burst: 100, historySize: 100, historyRequestsPerMinute: 10, ...this.settings }
+    member.room = new RoomImpl(this.name, settings, ctx)
+    const e = member.events
+    member.room.addEventListener('peer:join', (ev) => { e.joins.push(ev.detail.peerId) })
+    member.room.addEventListener('peer:leave', (ev) => { e.leaves.push({ ...ev.detail, at: Date.now() }) })
+    member.room.addEventListener('message', (ev) => { e.messages.push({ from: ev.detail.from, text: new TextDecoder().decode(ev.detail.data), seq: ev.detail.seq, history: ev.detail.history }) })
+    member.room.addEventListener('host:change', (ev) => { e.hosts.push(ev.detail.host) })
+    member.room.addEventListener('gap', (ev) => { e.gaps.push(ev.detail) })
+    this.members.set(id, member)
+    member.room.start()
+    return member
+  }
+
+  /** `a` and `b` learn of each other through the relay (an announcement each), not yet connected. */
+  announce (a: Member, b: Member): void {
+    for (const [from, to] of [[a, b], [b, a]]) {
+      const addrs = [`/ip4/127.0.0.1/tcp/1/ws/p2p/relay/p2p-circuit/webrtc/p2p/${from.id}`]
+      to.room.onPubsubMessage({ type: 'signed', from: from.peerId, topic: to.room.topics.discovery, data: encodeAnnouncement({ v: 1, kind: 'announce', addrs }) } as any)
+    }
+  }
+
+  /** `a` and `b` go direct: a WebRTC connection and a subscription to the room topic each way. */
+  connect (a: Member, b: Member): void {
+    this.links.add(`${a.id}>${b.id}`)
+    this.links.add(`${b.id}>${a.id}`)
+    a.room.onSubscriptionChange(b.id, a.room.topics.room, true)
+    b.room.onSubscriptionChange(a.id, b.room.topics.room, true)
+  }
+
+  /** Everyone connected to everyone. */
+  mesh (): void {
+    const all = [...this.members.values()]
+    for (const a of all) for (const b of all) if (a.id < b.id) { this.announce(a, b); this.connect(a, b) }
+  }
+
+  /** A member's tab dies: nothing it sends arrives any more, and nobody is told. */
+  kill (m: Member): void {
+    for (const other of this.members.values()) this.cut.add(`${m.id}>${other.id}`)
+  }
+
+  async publish (from: string, topic: string, data: Uint8Array): Promise<{ recipients: PeerId[] }> {
+    const recipients: PeerId[] = []
+    const sender = this.members.get(from) as Member
+    await Promise.all([...this.members.values()].map(async (to) => {
+      if (to.id === from || !this.links.has(`${from}>${to.id}`) || this.cut.has(`${from}>${to.id}`)) return
+      recipients.push(to.peerId)
+      await this.deliver(to, sender.peerId, sender.peerId, topic, data)
+    }))
+    return { recipients }
+  }
+
+  /** `to` validates a message of `origin` that `propagator` passed on (itself, or forwarded). */
+  async deliver (to: Member, propagator: PeerId, origin: PeerId, topic: string, data: Uint8Array): Promise<unknown> {
+    const validator = (to.room as any).ctx.libp2p.services.pubsub.topicValidators.get(topic)
+    return validator?.(propagator, { type: 'signed', from: origin, topic, data, sequenceNumber: 0n })
+  }
+}
+
+let net: Net
+beforeEach(() => { vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'] }) })
+afterEach(async () => {
+  for (const m of net?.members.values() ?? []) await m.room.leave()
+  vi.useRealTimers()
+})
+
+/** Runs the fake clock `ms` forward, letting every promise settle on the way. */
+async function run (ms: number): Promise<void> {
+  await vi.advanceTimersByTimeAsync(ms)
+}
+
+describe('room presence', () => {
+  it('drops a silent member within presenceTimeout and a sixteenth of it, whatever others forward of its old messages', async () => {
+    net = new Net('presence')
+    const [a, b, c] = [await net.join(), await net.join(), await net.join()]
+    net.mesh()
+    await run(3_000)
+    expect(a.events.joins.sort()).toEqual([b.id, c.id].sort())
+
+    // c's last heartbeat reaches b only; b forwards it to a late, as gossip may
+    const last = (c.room as any).encode(1, 0, new Uint8Array(0))
+    net.kill(c)
+    const lastHeardDirect = Date.now() - ((a.room.stats().peers[c.id].lastHeardMs) ?? 0)
+    await run(5_000)
+    await net.deliver(a, b.peerId, c.peerId, a.room.topics.room, await last)
+    await run(10_000)
+    const leave = a.events.leaves.find((l) => l.peerId === c.id)
+    expect(leave?.reason).toBe('timeout')
+    // measured from the last message c itself sent a, not from the forwarded copy
+    expect((leave?.at ?? Infinity) - lastHeardDirect).toBeLessThanOrEqual(C.DEFAULT_PRESENCE_TIMEOUT_MS * (1 + 1 / 16))
+  })
+
+  for (const jump of [3_600_000, -3_600_000]) {
+    it(`evicts nobody when the wall clock jumps ${jump > 0 ? 'forward' : 'back'} an hour`, async () => {
+      net = new Net('clock')
+      const [a, b] = [await net.join(), await net.join()]
+      net.mesh()
+      await run(3_000)
+      expect(a.events.joins).toEqual([b.id])
+      vi.setSystemTime(Date.now() + jump)
+      await run(60_000)
+      expect(a.events.leaves).toEqual([])
+      expect(b.events.leaves).toEqual([])
+      expect(a.room.peers().map((p) => p.peerId)).toEqual([b.id])
+    })
+  }
+})
+
+describe('room host', () => {
+  it('does not let a member that joins an established room claim rank 0 and become host', async () => {
+    net = new Net('rank0')
+    const [a, b] = [await net.join(), await net.join()]
+    net.mesh()
+    await run(10_000)
+    const host = a.room.host
+    expect(b.room.host).toBe(host)
+    const mallory = await net.join()
+    // a modified client: every message it sends claims rank 0
+    const encode = (mallory.room as any).messages.encode.bind((mallory.room as any).messages)
+    ;(mallory.room as any).messages.encode = async (self: string, h: any, body: Uint8Array) => encode(self, { ...h, rank: 0 }, body)
+    net.mesh()
+    await run(10_000)
+    expect([a.room.host, b.room.host]).toEqual([host, host])
+  })
+
+  it('keeps a newcomer that has not heard the members it discovered from acting as host in a one-way room', async () => {
+    net = new Net('newcomer', 'one-way')
+    const [a, b] = [await net.join(), await net.join()]
+    net.mesh()
+    await run(10_000)
+    const host = a.room.host
+    const c = await net.join()
+    // it learns of a and b through the relay before it can reach them
+    net.announce(a, c)
+    net.announce(b, c)
+    expect(c.room.host).not.toBe(c.id)
+    await expect(c.room.publish('too early')).rejects.toHaveProperty('name', 'NotHostError')
+    expect(c.events.hosts).not.toContain(c.id)
+    net.connect(a, c)
+    net.connect(b, c)
+    await run(1_000)
+    expect(c.room.host).toBe(host)
+    await run(10_000)
+    expect(c.events.hosts).not.toContain(c.id)
+    expect([a.room.host, b.room.host, c.room.host]).toEqual([host, host, host])
+  })
+
+  it('agrees on one host after the host crashes and reloads under the same peer ID, and delivers its new messages', async () => {
+    net = new Net('reload', 'one-way')
+    const members = [await net.join(), await net.join(), await net.join()]
+    net.mesh()
+    await run(10_000)
+    const host = members.find((m) => m.id === members[0].room.host) as Member
+    const [b, c] = members.filter((m) => m !== host)
+    await host.room.publish('before:1')
+    await host.room.publish('before:2')
+    await run(100)
+    expect(b.events.messages.map((m) => m.text)).toEqual(['before:1', 'before:2'])
+
+    // the tab dies without a word and comes back at once with the same peer ID: a new session
+    net.kill(host)
+    ;(host.room as any).closed = true
+    net.members.delete(host.id)
+    await run(1_000)
+    const again = await net.join(host.peerId)
+    for (const other of [b, c]) net.cut.delete(`${host.id}>${other.id}`)
+    net.mesh()
+    await run(12_000)
+    // it is a newcomer now: the others keep the host they agree on, and so does it
+    const agreed = b.room.host
+    expect([c.room.host, again.room.host]).toEqual([agreed, agreed])
+    expect(agreed).not.toBe(host.id)
+    // handed the role, its new numbering from 1 is delivered
+    const agreedMember = [b, c].find((m) => m.id === agreed) as Member
+    await agreedMember.room.handOffHost(again.id)
+    await run(100)
+    expect(again.room.host).toBe(again.id)
+    await again.room.publish('after:1')
+    await run(100)
+    for (const m of [b, c]) expect(m.events.messages.map((x) => x.text)).toContain('after:1')
+    expect(b.events.messages.find((x) => x.text === 'after:1')?.seq).toBe(1)
+  })
+})
+
+describe('room backlog', () => {
+  it('delivers every live message of a member whose peer ID a poisoned backlog used with seq 0xFFFFFFFF', async () => {
+    net = new Net('poison')
+    const [server, victim] = [await net.join(), await net.join()]
+    net.mesh()
+    await run(3_000)
+    // the member that serves the backlog forges a message of the victim's, numbered as high as numbers go
+    const forged = await (victim.room as any).messages.encode(victim.id, { kind: KIND_DATA, seq: 0xffffffff, rank: 1, settled: true }, new TextEncoder().encode('forged'))
+    const joiner = await net.join()
+    joiner.serveBacklog = () => [encodeLabelled(victim.id, forged)]
+    net.mesh()
+    await run(3_000)
+    for (let i = 1; i <= 1000; i++) {
+      // a realistic pace, under the rate limit
+      await victim.room.publish(`live:${i}`)
+      await run(25)
+    }
+    await run(2_000)
+    const live = joiner.events.messages.filter((m) => m.from === victim.id && !m.history)
+    expect(live).toHaveLength(1000)
+    expect(joiner.events.messages.filter((m) => m.history).map((m) => m.text)).toEqual(['forged'])
+  })
+})
+
+describe('room under a flood', () => {
+  it('merges the gaps of a rate-limited flood and holds nothing of it after', async () => {
+    net = new Net('flood', 'broadcast', { messagesPerSecond: 20, burst: 10 })
+    const [a, flooder] = [await net.join(), await net.join()]
+    net.mesh()
+    await run(3_000)
+    const messages = (flooder.room as any).messages
+    for (let i = 1; i <= 5_000; i++) {
+      const raw = await messages.encode(flooder.id, { kind: KIND_DATA, seq: messages.nextSeq(), rank: 1, settled: true }, new TextEncoder().encode(`f${i}`))
+      await net.deliver(a, flooder.peerId, flooder.peerId, a.room.topics.room, raw)
+      if (i % 10 === 0) await run(1)
+    }
+    await run(3_000)
+    const delivered = a.events.messages.filter((m) => m.from === flooder.id).length
+    expect(delivered).toBeLessThanOrEqual(10 + 20 * 1 + 1)
+    expect(a.room.stats().messages.gaps).toBe(5_000 - delivered)
+    expect(a.events.gaps.length).toBeLessThanOrEqual(delivered + 1)
+    expect((a.room as any).messages.retained).toMatchObject({ held: 0, openGaps: 0, outbox: 0 })
+    void peerIdFromString
+  })
+})
