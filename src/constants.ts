@@ -118,11 +118,18 @@ export const MAX_TRACKED_SENDERS = 4_096
 export const MAX_RETIRED_INCARNATIONS = 4
 
 /**
- * A newcomer trusts the ranks it hears until it is settled: at least this long after joining, in
- * ms, unless it heard a settled member first (see host.ts). Concurrent joiners discover each other
- * well within it; a member alone this long defends its rank from then on.
+ * A newcomer trusts the ranks it hears until it is settled (host.ts): this long after it first
+ * heard its latest member, in ms. Members greet each other when they meet, so a newcomer hears
+ * where the room ranks it well within it.
  */
 export const RANK_SETTLE_MS = 5_000
+
+/**
+ * A member that has met nobody settles (and defends its rank) this long after joining, in ms; the
+ * room uses at least `announceInterval` + 2 s: members re-announce themselves that often, and a
+ * member that reloaded under the same peer ID finds the room through those announcements.
+ */
+export const RANK_SETTLE_ALONE_MS = 12_000
 
 /**
  * A newcomer is settled at the latest this long after joining, in ms, even if a member it

@@ -12,11 +12,12 @@
  * receiver does not take a claim as it is; `HostRules` admits it:
  *
  * - **Joining, then settled.** A member is *joining* until it has heard every member it
- *   discovered and `settleAfter` ms (5 s) passed since it joined and since it first heard its
- *   latest member, or at most `decideWithin` ms (30 s); then it is *settled*, for good, and says
- *   so in the header of everything it sends (`FLAG_SETTLED`). Members present announce
- *   themselves to a newcomer at once and greet it when they meet, so it discovers them, and
- *   hears where they rank it, well within that time.
+ *   discovered and either `settleAfter` ms (5 s) passed since it first heard its latest member,
+ *   or, if it has met nobody, `settleAlone` ms (12 s: longer than members take to re-announce
+ *   themselves, which is how a member that reloaded under the same peer ID finds them again);
+ *   or at most `decideWithin` ms (30 s). Then it is *settled*, for good, and says so in the
+ *   header of everything it sends (`FLAG_SETTLED`). Members greet a newcomer when they meet, so
+ *   it hears where they rank it well within that time.
  * - **A joining member trusts the room as it finds it**: it admits the ranks it hears as
  *   claimed, since the members it finds were (as far as it can tell) there before it.
  * - **A settled member admits a member it hears for the first time after everyone settled**:
@@ -28,10 +29,11 @@
  *   a joining member takes the highest such rank as its own (a newcomer whose clock is behind
  *   learns it joined last). Receivers let a member move its own rank later, never earlier
  *   (except by handoff), so every view of a member converges on what it claims for itself.
- * - **A joining member that discovered a member it has not heard yet is not the host**: that
- *   member may rank first. While it is so undecided, the unheard members it discovered count as
- *   candidates ranked before everyone (ties by peer ID), so `host` names one of them, never
- *   itself, until it has heard them or `decideWithin` passed.
+ * - **A joining member that discovered a member it has not heard yet is undecided**: that
+ *   member may rank first. While undecided it does not count itself: `host` names the
+ *   lowest-ranked member it has heard or, if none, one of the members it discovered (the
+ *   smallest peer ID), and `publish` in a one-way room waits until it is decided (`decided`).
+ *   A member that knows of nobody is its own host.
  * - **A member that restarts** (same peer ID, new incarnation: a reload) is admitted again like a
  *   newcomer: it does not keep the rank, nor the host role, of its previous session.
  *
@@ -75,8 +77,10 @@ export interface HostRulesInit {
   self: string
   /** Our rank: our join time, ms since the epoch (wall clock: ranks are compared across machines). */
   rank: number
-  /** A member alone (with nothing discovered) is settled after this long, in ms. */
+  /** A member settles this long after it first heard its latest member, in ms. */
   settleAfter: number
+  /** A member that has met nobody settles after this long, in ms. */
+  settleAlone: number
   /** A member is settled at the latest this long after joining, in ms. */
   decideWithin: number
   /** Monotonic clock in ms; defaults to `performance.now()`. Tests inject a fake one. */
@@ -101,11 +105,12 @@ interface Ranked {
 export class HostRules {
   readonly self: string
   readonly #settleAfter: number
+  readonly #settleAlone: number
   readonly #decideWithin: number
   readonly #now: () => number
   readonly #joinedAt: number
-  /** when we last heard a member for the first time (monotonic ms) */
-  #lastMet: number
+  /** when we last heard a member for the first time (monotonic ms), if ever */
+  #lastMet?: number
   readonly #members = new Map<string, Ranked>()
   /** ranks we admitted joining members at, above their claims, newest last: our heartbeats tell them */
   readonly #admitted = new Map<string, number>()
@@ -117,10 +122,10 @@ export class HostRules {
     this.self = init.self
     this.#rank = init.rank
     this.#settleAfter = init.settleAfter
+    this.#settleAlone = init.settleAlone
     this.#decideWithin = init.decideWithin
     this.#now = init.now ?? monotonicNow
     this.#joinedAt = this.#now()
-    this.#lastMet = this.#joinedAt
   }
 
   /** Our own rank, as our messages claim it. */
@@ -240,24 +245,24 @@ export class HostRules {
     return handoffRank(this.candidates())
   }
 
-  /** We are joining and a member we discovered is still unheard: we cannot count ourselves yet. */
-  undecided (): boolean {
-    return !this.settled && this.#unheard()
+  /** Whether we know enough to count ourselves: settled, or we have heard every member we discovered (if any). */
+  decided (): boolean {
+    return this.settled || !this.#unheard()
   }
 
   /**
-   * The members the host rule chooses among: joined members with a rank, and ourselves; while
-   * undecided, instead of ourselves, the unheard members we discovered, ranked before everyone.
+   * The members the host rule chooses among: joined members with a rank, and ourselves once
+   * decided. Undecided and with nobody heard yet, the members we discovered stand in (the
+   * smallest peer ID wins), so that we never name ourselves while one of them may rank first.
    */
   candidates (): HostCandidate[] {
-    const undecided = this.undecided()
-    const out: HostCandidate[] = undecided ? [] : [{ peerId: this.self, rank: this.#rank }]
+    const decided = this.decided()
+    const out: HostCandidate[] = decided ? [{ peerId: this.self, rank: this.#rank }] : []
     for (const [peerId, m] of this.#members) {
-      if (m.rank !== undefined) {
-        if (m.joined) out.push({ peerId, rank: m.rank })
-      } else if (undecided) {
-        out.push({ peerId, rank: -Infinity })
-      }
+      if (m.rank !== undefined && m.joined) out.push({ peerId, rank: m.rank })
+    }
+    if (out.length === 0 && !decided) {
+      for (const [peerId, m] of this.#members) if (m.rank === undefined) out.push({ peerId, rank: -Infinity })
     }
     return out
   }
@@ -277,7 +282,8 @@ export class HostRules {
   #checkSettled (): boolean {
     const now = this.#now()
     if (now - this.#joinedAt >= this.#decideWithin) return true
-    return now - this.#lastMet >= this.#settleAfter && !this.#unheard()
+    if (this.#unheard()) return false
+    return this.#lastMet === undefined ? now - this.#joinedAt >= this.#settleAlone : now - this.#lastMet >= this.#settleAfter
   }
 
   #admit (peer: string, rank: number): void {
