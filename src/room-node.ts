@@ -109,6 +109,7 @@ export class RoomNodeImpl implements RoomNode {
         ownAddrs: () => webRTCCircuitAddrs(this.libp2p),
         onLeft: (r) => { if (this.joined.get(r.topics.room) === r) this.joined.delete(r.topics.room) },
         onPeerGone: async (peers) => { await this.hangUpUnshared(peers) },
+        onPeerRestarted: async (peer) => { await this.libp2p.hangUp(peerIdFromString(peer)).catch(() => {}) },
         sendFrame: async (peer, frame) => { await this.frames.send(peer, frame) },
         requestHistory: async (peer, req, limits, signal) => request(this.libp2p, peer, HISTORY_PROTOCOL, req, { ...limits, signal })
       })

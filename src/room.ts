@@ -8,7 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { TypedEventEmitter } from 'main-event'
-import { FRAME_OVERHEAD_BYTES, HISTORY_TIMEOUT_MS, MAX_HELD_BYTES_PER_ROOM, MAX_HELD_PER_ROOM, RANK_DECIDE_WITHIN_MS, RANK_SETTLE_MS } from './constants.js'
+import { FRAME_OVERHEAD_BYTES, HISTORY_TIMEOUT_MS, MAX_HELD_BYTES_PER_ROOM, MAX_HELD_PER_ROOM, RANK_DECIDE_WITHIN_MS, RANK_SETTLE_ALONE_MS, RANK_SETTLE_MS } from './constants.js'
 import { dialWithRetry, isPeerGoneError } from './dialer.js'
 import { NotHostError, PeerNotFoundError, RoomClosedError, SessionTypeError } from './errors.js'
 import { canPublishTo } from './gossip-readiness.js'
@@ -17,10 +17,10 @@ import { isDirect, isRelayed, pathOf } from './paths.js'
 import { Presence } from './presence.js'
 import { RoomMessages } from './room-messages.js'
 import {
-  KIND_DATA, KIND_HANDOFF, KIND_HEARTBEAT, decodeAnnouncement, decodeHandoff, decodeHistoryRequest, encodeAnnouncement,
-  encodeHandoff, encodeHistoryRequest, encodeLabelled, roomTopics
+  KIND_DATA, KIND_HANDOFF, KIND_HEARTBEAT, decodeAnnouncement, decodeHandoff, decodeHeartbeat, decodeHistoryRequest, encodeAnnouncement,
+  encodeHandoff, encodeHeartbeat, encodeHistoryRequest, encodeLabelled, roomTopics
 } from './wire.js'
-import type { RoomMessageKind } from './wire.js'
+import type { Admission, RoomMessageKind } from './wire.js'
 import type { ResolvedRoomNodeOptions, RoomEvents, Room, RoomPeer, RoomPeerStats, LeaveReason, PublishResult, SessionType, RoomStats } from './index.js'
 import type { RoomNodeServices } from './node-config.js'
 import type { Delivery, HistoryRefusal, OpenedMessage } from './room-messages.js'
@@ -39,6 +39,14 @@ export interface RoomContext {
   onLeft: (room: RoomImpl) => void
   /** Peers that left this room: the node hangs up on those it shares no other room with. */
   onPeerGone: (peers: string[]) => Promise<void>
+  /**
+   * `peer` restarted (a new session under the same peer ID: a reload): the node hangs up on it,
+   * so both sides reconnect with fresh streams. gossipsub 17.1.1 keeps sending to a peer over
+   * its first outbound stream, which for a crashed tab runs over a dead connection until ICE
+   * gives up on it, tens of seconds later (`createOutboundStream`: "If an outbound stream
+   * already exists, don't create a new stream").
+   */
+  onPeerRestarted: (peer: string) => Promise<void>
   /** Sends a pairwise frame to `peer` over its direct connection. */
   sendFrame: (peer: string, frame: Uint8Array) => Promise<void>
   /**
@@ -75,7 +83,6 @@ interface Member {
 }
 
 const encoder = new TextEncoder()
-const EMPTY = new Uint8Array(0)
 
 type HistoryState = 'idle' | 'fetching' | 'done'
 
@@ -111,6 +118,8 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   /** live data that arrived while the backlog was being fetched, delivered after it */
   private readonly heldForHistory: Array<{ delivery: Delivery, pair: boolean }> = []
   private heldForHistoryBytes = 0
+  /** `publish` calls waiting until we know whether we are the host */
+  private readonly hostWaiters: Array<() => void> = []
   private closed = false
 
   constructor (name: string, settings: RoomSettings, ctx: RoomContext) {
@@ -122,7 +131,13 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     this.topics = roomTopics(name, settings.type, settings.secret?.topicId)
     this.currentHost = this.self
     // our rank is our join time on the wall clock: ranks are compared across machines
-    this.ranks = new HostRules({ self: this.self, rank: Date.now(), settleAfter: RANK_SETTLE_MS, decideWithin: RANK_DECIDE_WITHIN_MS })
+    this.ranks = new HostRules({
+      self: this.self,
+      rank: Date.now(),
+      settleAfter: RANK_SETTLE_MS,
+      settleAlone: Math.max(RANK_SETTLE_ALONE_MS, ctx.options.announceInterval + 2_000),
+      decideWithin: Math.max(RANK_DECIDE_WITHIN_MS, ctx.options.announceInterval * 2 + 2_000)
+    })
     this.presence = new Presence({ timeout: ctx.options.presenceTimeout })
     this.messages = new RoomMessages({
       topic: this.topics.room,
@@ -199,6 +214,8 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   async publish (data: Uint8Array | string): Promise<PublishResult> {
     this.assertOpen()
     if (this.type === 'pairwise') throw new SessionTypeError(`room "${this.name}" is pairwise: address messages with send(peerId, data)`)
+    // a newcomer does not know yet whether it is the host: wait until it does (host.ts)
+    if (this.type === 'one-way' && !this.ranks.decided()) await this.hostDecided()
     if (this.type === 'one-way' && this.currentHost !== this.self) throw new NotHostError(`only the host (${this.currentHost}) publishes in one-way room "${this.name}"`)
     const payload = typeof data === 'string' ? encoder.encode(data) : data
     this.messages.admit(payload)
@@ -415,7 +432,13 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
         // a flood is not forwarded; malformed or forged bytes also lower the sender's score
         return opened === 'rateLimited' || opened === 'tooLarge' || opened === 'notHost' || opened === 'duplicate' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
       }
-      this.heard(from, opened, propagator.equals(msg.from))
+      // a heartbeat's body: the ranks its sender admitted newcomers at (host.ts)
+      const admissions = opened.kind === KIND_HEARTBEAT ? decodeHeartbeat(opened.body) : []
+      if (admissions === undefined) {
+        this.messages.drop('malformed')
+        return TopicValidatorResult.Reject
+      }
+      this.heard(from, opened, propagator.equals(msg.from), admissions)
       if (opened.kind === KIND_HEARTBEAT) return TopicValidatorResult.Accept
       if (opened.kind === KIND_HANDOFF) {
         this.onHandoff(from, opened)
@@ -435,15 +458,20 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
    * present now. A sender that reaches us only through others and that we know nothing of yet is
    * not made a member by its messages: made-up origins relayed by a member would grow our list.
    */
-  private heard (from: string, msg: OpenedMessage, direct: boolean): void {
+  private heard (from: string, msg: OpenedMessage, direct: boolean, admissions: Admission[] = []): void {
     if (!direct && !this.members.has(from)) return
     this.touch(from)
     if (direct) this.presence.heard(from)
-    // a reloaded member is a new session: it keeps neither its rank nor the host role
-    if (msg.restarted) this.ranks.restart(from)
+    // a reloaded member is a new session: it keeps neither its rank nor the host role, nor
+    // the connection its previous session left behind
+    if (msg.restarted) {
+      this.ranks.restart(from)
+      this.ctx.log('%s restarted in %s', from, this.name)
+      void this.ctx.onPeerRestarted(from)
+    }
     const first = !this.ranks.heard(from)
     // joining, we rank ourselves after the settled members we hear: tell the room now
-    if (this.ranks.hear(from, msg.rank, msg.settled)) this.heartbeat()
+    if (this.ranks.hear(from, msg.rank, msg.settled, admissions)) this.heartbeat()
     if (first) this.checkReady(from)
     this.electHost()
   }
@@ -551,7 +579,21 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
 
   // --- host ---------------------------------------------------------------------------------
 
+  /** Resolves once we know whether we are the host (host.ts `decided`): at most `RANK_DECIDE_WITHIN_MS` after joining. */
+  private async hostDecided (): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => { reject(this.abort.signal.reason) }
+      this.abort.signal.addEventListener('abort', onAbort, { once: true })
+      this.hostWaiters.push(() => {
+        this.abort.signal.removeEventListener('abort', onAbort)
+        resolve()
+      })
+    })
+    this.assertOpen()
+  }
+
   private electHost (): void {
+    if (this.hostWaiters.length > 0 && this.ranks.decided()) for (const resolve of this.hostWaiters.splice(0)) resolve()
     const host = this.ranks.host()
     if (host === this.currentHost) return
     const previous = this.currentHost
@@ -566,7 +608,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
 
   private heartbeat (): void {
     if (this.closed) return
-    this.encode(KIND_HEARTBEAT, 0, EMPTY)
+    this.encode(KIND_HEARTBEAT, 0, encodeHeartbeat(this.ranks.admissions()))
       .then(async (raw) => this.ctx.libp2p.services.pubsub.publish(this.topics.room, raw))
       .catch((err) => { this.ctx.log('heartbeat in %s failed - %e', this.name, err) })
   }

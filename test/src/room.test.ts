@@ -47,6 +47,8 @@ interface Member {
   id: string
   room: RoomImpl
   events: Events
+  /** peers it hung up on because they restarted */
+  restarted: string[]
   /** what the member's backlog requests are answered with (by default: the member asked serves it) */
   serveBacklog?: (from: string, request: Uint8Array) => Uint8Array[]
 }
@@ -90,7 +92,7 @@ class Net {
         }
       }
     }
-    const member: Member = { peerId, id, room: undefined as unknown as RoomImpl, events: { joins: [], leaves: [], messages: [], hosts: [], gaps: [] } }
+    const member: Member = { peerId, id, restarted: [], room: undefined as unknown as RoomImpl, events: { joins: [], leaves: [], messages: [], hosts: [], gaps: [] } }
     const ctx: RoomContext = {
       libp2p: libp2p as any,
       options: OPTIONS,
@@ -98,6 +100,7 @@ class Net {
       ownAddrs: () => [`/ip4/127.0.0.1/tcp/1/ws/p2p/${id}/p2p-circuit/webrtc/p2p/${id}`],
       onLeft: () => {},
       onPeerGone: async () => {},
+      onPeerRestarted: async (peer) => { member.restarted.push(peer) },
       sendFrame: async (peer, frame) => { await net.members.get(peer)?.room.onPairwiseFrame(id, frame.subarray(2 + new DataView(frame.buffer, frame.byteOffset).getUint16(0))) },
       requestHistory: async (peer, request) => member.serveBacklog?.(peer, request) ?? net.members.get(peer)?.room.backlogFor(id, request) ?? []
     }
@@ -126,6 +129,8 @@ class Net {
   connect (a: Member, b: Member): void {
     this.links.add(`${a.id}>${b.id}`)
     this.links.add(`${b.id}>${a.id}`)
+    this.cut.delete(`${a.id}>${b.id}`)
+    this.cut.delete(`${b.id}>${a.id}`)
     a.room.onSubscriptionChange(b.id, a.room.topics.room, true)
     b.room.onSubscriptionChange(a.id, b.room.topics.room, true)
   }
@@ -136,9 +141,15 @@ class Net {
     for (const a of all) for (const b of all) if (a.id < b.id) { this.announce(a, b); this.connect(a, b) }
   }
 
-  /** A member's tab dies: nothing it sends arrives any more, and nobody is told. */
+  /**
+   * A member's tab dies: nothing it sends arrives any more, nothing sent to it arrives anywhere,
+   * and nobody is told (the others' connection to it still looks open).
+   */
   kill (m: Member): void {
-    for (const other of this.members.values()) this.cut.add(`${m.id}>${other.id}`)
+    for (const other of this.members.values()) {
+      this.cut.add(`${m.id}>${other.id}`)
+      this.cut.add(`${other.id}>${m.id}`)
+    }
   }
 
   async publish (from: string, topic: string, data: Uint8Array): Promise<{ recipients: PeerId[] }> {
@@ -225,6 +236,28 @@ describe('room host', () => {
     expect([a.room.host, b.room.host]).toEqual([host, host])
   })
 
+  it('ranks a newcomer whose clock is a minute behind after the members, in its own view as in theirs', async () => {
+    net = new Net('skew')
+    const [a, b] = [await net.join(), await net.join()]
+    net.mesh()
+    await run(10_000)
+    const host = a.room.host
+    // its join time, its rank, comes from a clock a minute slow: it claims to be the oldest
+    vi.setSystemTime(Date.now() - 60_000)
+    const late = await net.join()
+    vi.setSystemTime(Date.now() + 60_000)
+    net.mesh()
+    await run(3_000)
+    expect([a.room.host, b.room.host, late.room.host]).toEqual([host, host, host])
+    expect(late.events.hosts).not.toContain(late.id)
+    // and it stays that way once the host is gone: it ranks after b everywhere
+    await a.room.leave()
+    net.members.delete(a.id)
+    for (const m of [b, late]) m.room.onSubscriptionChange(a.id, m.room.topics.room, false)
+    await run(1_000)
+    expect([b.room.host, late.room.host]).toEqual([b.id, b.id])
+  })
+
   it('keeps a newcomer that has not heard the members it discovered from acting as host in a one-way room', async () => {
     net = new Net('newcomer', 'one-way')
     const [a, b] = [await net.join(), await net.join()]
@@ -236,52 +269,70 @@ describe('room host', () => {
     net.announce(a, c)
     net.announce(b, c)
     expect(c.room.host).not.toBe(c.id)
-    await expect(c.room.publish('too early')).rejects.toHaveProperty('name', 'NotHostError')
+    // it cannot know yet whether it is the host: publish waits until it does, then refuses
+    const early = c.room.publish('too early').then(() => 'published', (err: Error) => err.name)
     expect(c.events.hosts).not.toContain(c.id)
     net.connect(a, c)
     net.connect(b, c)
     await run(1_000)
+    expect(await early).toBe('NotHostError')
     expect(c.room.host).toBe(host)
+    for (const m of [a, b]) expect(m.room.stats().messages.dropped.notHost).toBe(0)
     await run(10_000)
     expect(c.events.hosts).not.toContain(c.id)
     expect([a.room.host, b.room.host, c.room.host]).toEqual([host, host, host])
   })
 
-  it('agrees on one host after the host crashes and reloads under the same peer ID, and delivers its new messages', async () => {
-    net = new Net('reload', 'one-way')
-    const members = [await net.join(), await net.join(), await net.join()]
-    net.mesh()
-    await run(10_000)
-    const host = members.find((m) => m.id === members[0].room.host) as Member
-    const [b, c] = members.filter((m) => m !== host)
-    await host.room.publish('before:1')
-    await host.room.publish('before:2')
-    await run(100)
-    expect(b.events.messages.map((m) => m.text)).toEqual(['before:1', 'before:2'])
-
-    // the tab dies without a word and comes back at once with the same peer ID: a new session
-    net.kill(host)
-    ;(host.room as any).closed = true
-    net.members.delete(host.id)
-    await run(1_000)
-    const again = await net.join(host.peerId)
-    for (const other of [b, c]) net.cut.delete(`${host.id}>${other.id}`)
-    net.mesh()
-    await run(12_000)
-    // it is a newcomer now: the others keep the host they agree on, and so does it
-    const agreed = b.room.host
-    expect([c.room.host, again.room.host]).toEqual([agreed, agreed])
-    expect(agreed).not.toBe(host.id)
-    // handed the role, its new numbering from 1 is delivered
-    const agreedMember = [b, c].find((m) => m.id === agreed) as Member
-    await agreedMember.room.handOffHost(again.id)
-    await run(100)
-    expect(again.room.host).toBe(again.id)
-    await again.room.publish('after:1')
-    await run(100)
-    for (const m of [b, c]) expect(m.events.messages.map((x) => x.text)).toContain('after:1')
-    expect(b.events.messages.find((x) => x.text === 'after:1')?.seq).toBe(1)
+  it('lets a member that knows of nobody publish in a one-way room at once', async () => {
+    net = new Net('alone', 'one-way')
+    const a = await net.join()
+    expect((await a.room.publish('first')).recipients).toEqual([])
+    expect(a.room.host).toBe(a.id)
   })
+
+  for (const [findsThemAfter, path] of [[1_000, 'a restart'], [C.DEFAULT_ANNOUNCE_INTERVAL_MS, 'a new member']] as const) {
+    it(`agrees on one host after the host crashes and reloads under the same peer ID, met ${findsThemAfter} ms later (as ${path}), and delivers its new messages`, async () => {
+      net = new Net('reload', 'one-way')
+      const members = [await net.join(), await net.join(), await net.join()]
+      net.mesh()
+      await run(10_000)
+      const host = members.find((m) => m.id === members[0].room.host) as Member
+      const [b, c] = members.filter((m) => m !== host)
+      await host.room.publish('before:1')
+      await host.room.publish('before:2')
+      await run(100)
+      expect(b.events.messages.map((m) => m.text)).toEqual(['before:1', 'before:2'])
+
+      // the tab dies without a word and comes back at once with the same peer ID: a new session
+      net.kill(host)
+      ;(host.room as any).closed = true
+      net.members.delete(host.id)
+      await run(1_000)
+      const again = await net.join(host.peerId)
+      // the others do not answer the announcement of a peer they know: it finds them with their
+      // periodic announcements, up to announceInterval (10 s) later; before or after they drop its
+      // old session for its silence (8.5 s)
+      await run(findsThemAfter)
+      net.mesh()
+      await run(12_000)
+      // it is a newcomer now: the others keep the host they agree on, and so does it
+      const agreed = b.room.host
+      expect([c.room.host, again.room.host]).toEqual([agreed, agreed])
+      expect(agreed).not.toBe(host.id)
+      // met before its old session timed out, it is a restart: the others hang up on it once, so
+      // that both sides reconnect over fresh streams
+      for (const m of [b, c]) expect(m.restarted).toEqual(path === 'a restart' ? [host.id] : [])
+      // handed the role, its new numbering from 1 is delivered
+      const agreedMember = [b, c].find((m) => m.id === agreed) as Member
+      await agreedMember.room.handOffHost(again.id)
+      await run(100)
+      expect(again.room.host).toBe(again.id)
+      await again.room.publish('after:1')
+      await run(100)
+      for (const m of [b, c]) expect(m.events.messages.map((x) => x.text)).toContain('after:1')
+      expect(b.events.messages.find((x) => x.text === 'after:1')?.seq).toBe(1)
+    })
+  }
 })
 
 describe('room backlog', () => {
