@@ -4,25 +4,35 @@
  */
 import { chromium } from 'playwright-core'
 import type { Recorded, StartOptions } from './fixture/harness.js'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
+import type { Browser, BrowserContext, BrowserServer, Page } from 'playwright-core'
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
+/** The only flags this machine needs; nothing that changes WebRTC or timers beyond a headless browser's. */
+const CHROMIUM_ARGS = [
+  // root in a container: no user namespaces for the sandbox
+  '--no-sandbox',
+  '--disable-gpu',
+  // no network beyond this machine: keep Chromium from dialing Google's services
+  '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  // plain host candidates instead of mDNS names, which nothing here resolves
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  // every tab is "in the background" for a headless browser: keep their timers running
+  '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'
+]
+
 export async function launchChromium (): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    args: [
-      // root in a container: no user namespaces for the sandbox
-      '--no-sandbox',
-      '--disable-gpu',
-      // no network beyond this machine: keep Chromium from dialing Google's services
-      '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      // plain host candidates instead of mDNS names, which nothing here resolves
-      '--disable-features=WebRtcHideLocalIpsWithMdns',
-      // every tab is "in the background" for a headless browser: keep their timers running
-      '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'
-    ]
-  })
+  return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS })
+}
+
+/**
+ * A Chromium of its own, as a separate process the test can kill (`server.process().kill('SIGKILL')`),
+ * with a `Browser` connected to it.
+ */
+export async function launchChromiumProcess (): Promise<{ server: BrowserServer, browser: Browser }> {
+  const server = await chromium.launchServer({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS })
+  const browser = await chromium.connect(server.wsEndpoint())
+  return { server, browser }
 }
 
 export interface Tab {
