@@ -394,7 +394,9 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     const req = decodeHistoryRequest(request)
     let refusal: HistoryRefusal | undefined
     if (req === undefined) refusal = 'malformed'
-    else if (this.closed || this.type === 'pairwise' || this.members.get(from)?.joined !== true) refusal = 'notMember'
+    // a member we know of: its request came over our direct connection (streams.ts), and it may
+    // ask before it has heard us, so before we count it as joined
+    else if (this.closed || this.type === 'pairwise' || !this.members.has(from)) refusal = 'notMember'
     else if (!this.messages.admitHistoryRequest(from)) refusal = 'rateLimited'
     if (refusal !== undefined || req === undefined) {
       this.messages.history.refused[refusal ?? 'malformed']++
