@@ -6,10 +6,11 @@
  */
 import fc from 'fast-check'
 import { encode } from 'it-length-prefixed'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { MAX_ANNOUNCED_ADDRS, MAX_ANNOUNCEMENT_BYTES } from '../../src/constants.js'
 import { deriveRoomSecrets } from '../../src/private-room.js'
 import { DROP_REASONS, RoomMessages } from '../../src/room-messages.js'
+import { fetchIceServers } from '../../src/ice.js'
 import { decodeFrames } from '../../src/streams.js'
 import {
   KIND_DATA, KIND_HANDOFF, KIND_HEARTBEAT, MAX_ADMISSIONS, ROOM_HEADER_BYTES, ROOM_MESSAGE_VERSION, decodeAnnouncement, decodeHandoff,
@@ -238,5 +239,34 @@ describe('the backlog opener and the room message opener, under random and mutat
         }
       }), { numRuns: 300 })
     }
+  })
+})
+
+describe('the /ice-servers answer, under random and mutated input', () => {
+  afterEach(() => { vi.unstubAllGlobals() })
+
+  it('yields only well-formed RTCIceServers with their known fields, or IceServersFetchError; never anything else', async () => {
+    const server = fc.record({
+      urls: fc.oneof(fc.string(), fc.array(fc.string(), { maxLength: 3 }), fc.jsonValue()),
+      username: fc.option(fc.oneof(fc.string(), fc.jsonValue()), { nil: undefined }),
+      credential: fc.option(fc.oneof(fc.string(), fc.jsonValue()), { nil: undefined }),
+      extra: fc.option(fc.jsonValue(), { nil: undefined })
+    }, { requiredKeys: ['urls'] })
+    const valid = fc.oneof(
+      fc.record({ iceServers: fc.array(server, { maxLength: 4 }), ttl: fc.option(fc.integer(), { nil: undefined }) }).map((v) => new TextEncoder().encode(JSON.stringify(v))),
+      fc.jsonValue().map((v) => new TextEncoder().encode(JSON.stringify(v)))
+    )
+    await fc.assert(fc.asyncProperty(inputs(valid, 1_024), fc.constantFrom(200, 200, 200, 404, 500), async (body, status) => {
+      vi.stubGlobal('fetch', async () => new Response(Uint8Array.from(body), { status }))
+      try {
+        const servers = await fetchIceServers('http://relay.example/ice-servers')
+        for (const s of servers) {
+          expect(Object.keys(s).every((k) => ['urls', 'username', 'credential'].includes(k))).toBe(true)
+          expect(typeof s.urls === 'string' || (Array.isArray(s.urls) && s.urls.length > 0 && s.urls.every((u) => typeof u === 'string'))).toBe(true)
+        }
+      } catch (err: any) {
+        expect(err?.name).toBe('IceServersFetchError')
+      }
+    }), { numRuns: 1_000 })
   })
 })

@@ -9,7 +9,7 @@ import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import * as C from '../../src/constants.js'
 import { RoomImpl } from '../../src/room.js'
-import { KIND_DATA, encodeAnnouncement, encodeLabelled } from '../../src/wire.js'
+import { KIND_DATA, encodeAnnouncement, encodeHistoryRequest, encodeLabelled } from '../../src/wire.js'
 import type { ResolvedRoomNodeOptions, SessionType } from '../../src/index.js'
 import type { RoomContext, RoomSettings } from '../../src/room.js'
 import type { PeerId } from '@libp2p/interface'
@@ -356,6 +356,30 @@ describe('room backlog', () => {
     const live = joiner.events.messages.filter((m) => m.from === victim.id && !m.history)
     expect(live).toHaveLength(1000)
     expect(joiner.events.messages.filter((m) => m.history).map((m) => m.text)).toEqual(['forged'])
+  })
+})
+
+describe('room backlog requests', () => {
+  it('serves each joined member at most historyRequestsPerMinute backlogs a minute, the newest it asks for, and counts refusals by reason', async () => {
+    net = new Net('quota')
+    const [server, joiner] = [await net.join(), await net.join()]
+    net.mesh()
+    await run(3_000)
+    for (let i = 1; i <= 5; i++) await server.room.publish(`m${i}`)
+    const topic = server.room.topics.room
+    // the joiner asked once already, when it joined
+    const before = server.room.stats().history
+    expect(before).toEqual({ served: 1, refused: { rateLimited: 0, notMember: 0, malformed: 0 }, writeTimeouts: 0 })
+    const served = Array.from({ length: 10 }, () => server.room.backlogFor(joiner.id, encodeHistoryRequest(topic, 3)))
+    // the newest 3 of 5, nine times more; the tenth within the minute is refused
+    expect(served.slice(0, 9).map((frames) => frames.length)).toEqual(Array(9).fill(3))
+    expect(served[9]).toEqual([])
+    expect(server.room.backlogFor('12D3KooWnotAMember', encodeHistoryRequest(topic, 3))).toEqual([])
+    expect(server.room.backlogFor(joiner.id, new Uint8Array([1, 2, 3]))).toEqual([])
+    expect(server.room.stats().history).toEqual({ served: 10, refused: { rateLimited: 1, notMember: 1, malformed: 1 }, writeTimeouts: 0 })
+    // the bucket refills at 10 a minute: one more six seconds later
+    await run(6_000)
+    expect(server.room.backlogFor(joiner.id, encodeHistoryRequest(topic, 3))).toHaveLength(3)
   })
 })
 
