@@ -276,8 +276,8 @@ export interface Room extends TypedEventTarget<RoomEvents> {
   /**
    * The host's peer ID: the member with the lowest rank (join time, lowered by a handoff), ties
    * broken by the smaller peer ID. Ourselves while we know of nobody else. A newcomer's rank
-   * cannot undercut the members already there; and while we are joining and a member we
-   * discovered is still unheard, `host` names one of those members, never us (see host.ts).
+   * cannot undercut the members settled in the room; and while we are joining and a member we
+   * discovered is still unheard, `host` names another member, never us (see host.ts).
    */
   readonly host: string
   /** Largest payload `publish` accepts, in bytes. */
@@ -291,7 +291,8 @@ export interface Room extends TypedEventTarget<RoomEvents> {
    *
    * @throws MessageTooLargeError when the payload exceeds `maxMessageBytes`
    * @throws RateLimitedError when over `messagesPerSecond`/`burst` (`retryAfterMs` says when to retry)
-   * @throws NotHostError in a `'one-way'` room when we are not the host (nor while we are joining and a member we discovered is unheard)
+   * @throws NotHostError in a `'one-way'` room when we are not the host; a newcomer that has not heard the
+   * members it discovered first waits until it has (at most 30 s), then publishes or throws
    * @throws SessionTypeError in a `'pairwise'` room
    * @throws RoomClosedError after `leave()`
    */
