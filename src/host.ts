@@ -41,8 +41,11 @@
  * it before themselves, whatever it claims; a newcomer that honestly joins an existing room ranks
  * itself as they rank it, and does not act as host before it has heard them. What it does not:
  * two groups that settled apart (e.g. tabs behind relays that were not federated yet) and meet
- * later each keep their own host until one of those hosts leaves or hands off; and a member that
- * is still joining when a forger arrives trusts the forged rank, as it trusts everything it finds.
+ * later each keep their own host until one of those hosts leaves or hands off; a member that is
+ * still joining when a forger arrives trusts the forged rank, as it trusts everything it finds;
+ * and a member can push a joining newcomer's rank later with a forged admission (never its own
+ * earlier). test/src/host.test.ts checks agreement over random honest rooms and a forger's
+ * failure with property tests.
  */
 
 import { MAX_ADMISSIONS } from './wire.js'
