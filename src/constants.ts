@@ -92,8 +92,27 @@ export const HELLO_RETRY_MS = 250
 export const REPLY_DELAY_MIN_MS = 50
 export const REPLY_DELAY_SPREAD_MS = 200
 
+/**
+ * Largest body of a control message (heartbeat, handoff) accepted, in bytes, whatever the room's
+ * `maxMessageBytes`: a heartbeat with its most admissions (32) is about 2 KiB.
+ */
+export const MAX_CONTROL_BODY_BYTES = 4_096
+
 /** Recent messages each member keeps for late joiners, per room. */
 export const DEFAULT_HISTORY_SIZE = 100
+
+/**
+ * Backlog requests a member answers per requesting peer and minute, per room (a token bucket of
+ * this rate and burst); a joiner asks once per join.
+ */
+export const DEFAULT_HISTORY_REQUESTS_PER_MINUTE = 10
+
+/**
+ * How long a member may take to write a whole backlog response before the stream is aborted, in
+ * ms: a requester that stops reading cannot hold the response (at most `historySize` ×
+ * (`maxMessageBytes` + `FRAME_OVERHEAD_BYTES`)) in memory for longer.
+ */
+export const HISTORY_WRITE_TIMEOUT_MS = 10_000
 
 /** How long a joiner waits for a member's backlog before delivering live messages anyway, in ms. */
 export const HISTORY_TIMEOUT_MS = 5_000
@@ -104,7 +123,17 @@ export const REORDER_WINDOW_MS = 1_000
 /** Out-of-order messages held per sender; beyond, the missing ones count as a gap. */
 export const MAX_HELD_PER_SENDER = 256
 
-/** Senders whose rate a receiver tracks at once per room (least recently seen forgotten first). */
+/**
+ * Out-of-order messages (and numbers dropped by the rate limit) held per room, all senders
+ * together; beyond, the oldest held ones are released and what they waited for counts as a gap.
+ * Also bounds the live messages held while the backlog is fetched.
+ */
+export const MAX_HELD_PER_ROOM = 1_024
+
+/** Bytes of held messages per room, all senders together (same release rule as `MAX_HELD_PER_ROOM`). */
+export const MAX_HELD_BYTES_PER_ROOM = 8 * 1024 * 1024
+
+/** Senders whose rate, sequence and incarnation a receiver tracks at once per room (least recently seen forgotten first). */
 export const MAX_TRACKED_SENDERS = 4_096
 
 /**
@@ -114,6 +143,37 @@ export const MAX_TRACKED_SENDERS = 4_096
  * direct connection authenticates its sender.
  */
 export const ROOM_PROTOCOL = `/p2p-rooms/${PROTOCOL_VERSION}/room`
+
+/** Earlier incarnations remembered per sender, so a late message of a session that restarted is dropped (`'stale'`). */
+export const MAX_RETIRED_INCARNATIONS = 4
+
+/**
+ * A newcomer trusts the ranks it hears until it is settled (host.ts): this long after it first
+ * heard its latest member, in ms. Members greet each other when they meet, so a newcomer hears
+ * where the room ranks it well within it.
+ */
+export const RANK_SETTLE_MS = 5_000
+
+/**
+ * A member that has met nobody settles (and defends its rank) this long after joining, in ms; the
+ * room uses at least `announceInterval` + 2 s: members re-announce themselves that often, and a
+ * member that reloaded under the same peer ID finds the room through those announcements.
+ */
+export const RANK_SETTLE_ALONE_MS = 12_000
+
+/**
+ * A newcomer is settled at the latest this long after joining, in ms, even if a member it
+ * discovered was never heard (unreachable): until then it does not count itself as host.
+ */
+export const RANK_DECIDE_WITHIN_MS = 30_000
+
+/**
+ * PBKDF2-HMAC-SHA-256 iterations deriving a private room's keys and topic ID from its secret:
+ * OWASP's Password Storage Cheat Sheet figure for PBKDF2-HMAC-SHA256 (2023). Each guess of the
+ * secret by someone who saw the topic ID costs this many HMACs. Changing it changes every
+ * private room's topic.
+ */
+export const PRIVATE_ROOM_KDF_ITERATIONS = 600_000
 
 /** Protocol a joiner asks a member for the room's recent messages with, over a direct connection. */
 export const HISTORY_PROTOCOL = `/p2p-rooms/${PROTOCOL_VERSION}/history`

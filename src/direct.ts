@@ -21,6 +21,7 @@ import { TypedEventEmitter } from 'main-event'
 import { MAX_EARLY_PEERS } from './constants.js'
 import { dialWithRetry, isPeerGoneError } from './dialer.js'
 import { isDirect, isRelayed } from './paths.js'
+import { newestDirect } from './streams.js'
 import type { ComponentLogger, Connection, IdentifyResult, Logger, Startable } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { TypedEventTarget } from 'main-event'
@@ -204,7 +205,7 @@ export class DirectLinks extends TypedEventEmitter<DirectLinkEvents> implements 
 
   /** The direct connection to `peerId`, if any. */
   connection (peerId: string): Connection | undefined {
-    return this.components.getConnections(peerId).find(isDirect)
+    return newestDirect(this.components.getConnections(peerId))
   }
 
   /** Dial counters of a wanted peer. */
@@ -351,14 +352,17 @@ export class DirectLinks extends TypedEventEmitter<DirectLinkEvents> implements 
   }
 
   /**
-   * After a takeover both sides may have dialed: keep the connection the rule's dialer opened,
-   * close the other. Returns whether `peerId` already had a direct connection reported.
+   * Two direct connections to one peer: after a takeover both sides may have dialed, or the peer
+   * reloaded and dialed again while its old connection, dead, still looks open. Keep the newest
+   * one the rule's dialer opened (both sides pick the same), close the rest. Returns whether
+   * `peerId` already had a direct connection reported.
    */
   private closeDuplicate (peerId: string, link?: Link): boolean {
     const direct = this.components.getConnections(peerId).filter(isDirect)
     if (direct.length < 2) return false
     const keepOurs = this.weDial(peerId, link?.startedAt)
-    const keep = direct.find((c) => (c.direction === 'outbound') === keepOurs) ?? direct[0]
+    const byRule = direct.filter((c) => (c.direction === 'outbound') === keepOurs)
+    const keep = newestDirect(byRule) ?? newestDirect(direct) ?? direct[0]
     for (const c of direct) {
       if (c !== keep) {
         this.log('closing a second direct connection to %s', peerId)

@@ -6,8 +6,8 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { createLibp2p } from 'libp2p'
 import {
-  DEFAULT_BURST, DEFAULT_HISTORY_SIZE, DEFAULT_MESSAGES_PER_SECOND, DEFAULT_SESSION_TYPE, FRAME_OVERHEAD_BYTES,
-  HARD_MAX_FRAME_BYTES, HISTORY_PROTOCOL, MAX_HISTORY_FRAMES, MAX_ROOM_NAME_LENGTH, ROOM_PROTOCOL, SESSION_TYPES
+  DEFAULT_BURST, DEFAULT_HISTORY_REQUESTS_PER_MINUTE, DEFAULT_HISTORY_SIZE, DEFAULT_MESSAGES_PER_SECOND, DEFAULT_SESSION_TYPE, FRAME_OVERHEAD_BYTES,
+  HARD_MAX_FRAME_BYTES, HISTORY_PROTOCOL, HISTORY_WRITE_TIMEOUT_MS, MAX_HISTORY_FRAMES, MAX_ROOM_NAME_LENGTH, ROOM_PROTOCOL, SESSION_TYPES
 } from './constants.js'
 import { DirectLinks } from './direct.js'
 import { InvalidRoomNameError, InvalidRoomOptionsError, NoRelaysError, RoomClosedError } from './errors.js'
@@ -78,11 +78,18 @@ export class RoomNodeImpl implements RoomNode {
       }
       void room.onFrame(from, labelled.rest)
     }, { maxFrameBytes: HARD_MAX_FRAME_BYTES })
-    await handleRequests(this.libp2p, HISTORY_PROTOCOL, async (from, req) => {
+    // a backlog is at most the room's historySize messages of at most its maxMessageBytes (the
+    // room checks both, and its quota of requests); the write timeout frees a response nobody reads
+    const roomOf = (req: Uint8Array): RoomImpl | undefined => {
       const labelled = decodeLabelled(req)
-      const room = labelled === undefined ? undefined : this.joined.get(labelled.label)
-      return room?.backlogFor(from) ?? []
-    }, { maxFrameBytes: HARD_MAX_FRAME_BYTES, maxFrames: MAX_HISTORY_FRAMES })
+      return labelled === undefined ? undefined : this.joined.get(labelled.label)
+    }
+    await handleRequests(this.libp2p, HISTORY_PROTOCOL, async (from, req) => roomOf(req)?.backlogFor(from, req) ?? [], {
+      maxFrameBytes: HARD_MAX_FRAME_BYTES,
+      maxFrames: MAX_HISTORY_FRAMES,
+      writeTimeout: HISTORY_WRITE_TIMEOUT_MS,
+      onWriteTimeout: (from, req) => { roomOf(req)?.historyWriteTimedOut(from) }
+    })
   }
 
   get peerId (): string {
@@ -113,7 +120,7 @@ export class RoomNodeImpl implements RoomNode {
       ownAddrs: () => webRTCCircuitAddrs(this.libp2p),
       sendFrame: async (peer, frame) => { await this.frames.send(peer, frame) },
       sendFrameNow: (peer, frame) => this.frames.sendNow(peer, frame),
-      requestHistory: async (peer, req, signal) => request(this.libp2p, peer, HISTORY_PROTOCOL, req, { maxFrameBytes: HARD_MAX_FRAME_BYTES, maxFrames: MAX_HISTORY_FRAMES, signal }),
+      requestHistory: async (peer, req, limits, signal) => request(this.libp2p, peer, HISTORY_PROTOCOL, req, { ...limits, signal }),
       onLeft: (r) => { if (this.joined.get(r.topics.room) === r) this.joined.delete(r.topics.room) }
     })
     this.joined.set(room.topics.room, room)
@@ -132,19 +139,22 @@ export class RoomNodeImpl implements RoomNode {
       maxMessageBytes: init.maxMessageBytes ?? this.options.maxMessageBytes,
       messagesPerSecond: init.messagesPerSecond ?? DEFAULT_MESSAGES_PER_SECOND,
       burst: init.burst ?? DEFAULT_BURST,
-      historySize: init.historySize ?? DEFAULT_HISTORY_SIZE
+      historySize: init.historySize ?? DEFAULT_HISTORY_SIZE,
+      historyRequestsPerMinute: init.historyRequestsPerMinute ?? DEFAULT_HISTORY_REQUESTS_PER_MINUTE
     }
     if (!SESSION_TYPES.includes(settings.type)) throw new InvalidRoomOptionsError(`type must be one of ${SESSION_TYPES.join(', ')}, not ${String(settings.type)}`)
-    for (const key of ['maxMessageBytes', 'messagesPerSecond', 'burst'] as const) {
+    for (const key of ['maxMessageBytes', 'messagesPerSecond', 'burst', 'historyRequestsPerMinute'] as const) {
       if (!(settings[key] > 0)) throw new InvalidRoomOptionsError(`${key} must be a positive number, not ${settings[key]}`)
     }
     if (settings.maxMessageBytes > HARD_MAX_FRAME_BYTES - FRAME_OVERHEAD_BYTES) throw new InvalidRoomOptionsError(`maxMessageBytes must be at most ${HARD_MAX_FRAME_BYTES - FRAME_OVERHEAD_BYTES}`)
-    if (!(settings.historySize >= 0)) throw new InvalidRoomOptionsError(`historySize must be 0 or more, not ${settings.historySize}`)
+    if (!(Number.isSafeInteger(settings.historySize) && settings.historySize >= 0 && settings.historySize <= MAX_HISTORY_FRAMES)) {
+      throw new InvalidRoomOptionsError(`historySize must be an integer from 0 to ${MAX_HISTORY_FRAMES}, not ${settings.historySize}`)
+    }
     if (init.secret !== undefined) {
       const length = typeof init.secret === 'string' ? init.secret.length : init.secret?.byteLength
       if (!(length > 0)) throw new InvalidRoomOptionsError('a private room needs a non-empty secret (a string or bytes)')
-      const { topicId, key } = await deriveRoomSecrets(name, settings.type, init.secret)
-      settings.secret = { topicId, key }
+      const { topicId, master } = await deriveRoomSecrets(name, settings.type, init.secret)
+      settings.secret = { topicId, master }
     }
     return settings
   }

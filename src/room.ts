@@ -7,19 +7,23 @@
  * room-messages.ts.
  */
 import { TypedEventEmitter } from 'main-event'
-import { HELLO_RETRY_MS, HISTORY_TIMEOUT_MS, MIN_PRESENCE_CHECK_MS, REPLY_DELAY_MIN_MS, REPLY_DELAY_SPREAD_MS } from './constants.js'
+import {
+  FRAME_OVERHEAD_BYTES, HELLO_RETRY_MS, HISTORY_TIMEOUT_MS, MAX_HELD_BYTES_PER_ROOM, MAX_HELD_PER_ROOM, RANK_DECIDE_WITHIN_MS,
+  RANK_SETTLE_ALONE_MS, RANK_SETTLE_MS, REPLY_DELAY_MIN_MS, REPLY_DELAY_SPREAD_MS
+} from './constants.js'
 import { NotHostError, PeerNotFoundError, RoomClosedError, SessionTypeError } from './errors.js'
-import { electHost, handoffRank } from './host.js'
+import { HostRules } from './host.js'
+import { Presence } from './presence.js'
 import { RoomMessages } from './room-messages.js'
 import {
-  KIND_DATA, KIND_HANDOFF, KIND_HEARTBEAT, KIND_LEAVE, decodeAnnouncement, decodeHandoff, encodeAnnouncement,
-  encodeHandoff, encodeLabelled, roomTopics
+  KIND_DATA, KIND_HANDOFF, KIND_HEARTBEAT, KIND_LEAVE, decodeAnnouncement, decodeHandoff, decodeHeartbeat, decodeHistoryRequest,
+  encodeAnnouncement, encodeHandoff, encodeHeartbeat, encodeHistoryRequest, encodeLabelled, roomTopics
 } from './wire.js'
 import type { DirectLinkEvents, DirectLinks } from './direct.js'
 import type { MeetingPhase, MeetingTimeline, ResolvedRoomNodeOptions, RoomEvents, Room, RoomPeer, RoomPeerStats, LeaveReason, PublishResult, SessionType, RoomStats } from './index.js'
-import type { Delivery, OpenedMessage } from './room-messages.js'
+import type { Delivery, HistoryRefusal, OpenedMessage } from './room-messages.js'
 import type { Release } from './sequence.js'
-import type { RoomMessageKind } from './wire.js'
+import type { Admission, RoomMessageKind } from './wire.js'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
 import type { Logger } from '@libp2p/interface'
 
@@ -43,8 +47,11 @@ export interface RoomContext {
   sendFrame: (peer: string, frame: Uint8Array) => Promise<void>
   /** Writes a frame to `peer`'s open stream at once, if there is one (a page going away). */
   sendFrameNow: (peer: string, frame: Uint8Array) => boolean
-  /** Asks `peer` for this room's backlog over a direct connection. */
-  requestHistory: (peer: string, request: Uint8Array, signal: AbortSignal) => Promise<Uint8Array[]>
+  /**
+   * Asks `peer` for this room's backlog over a direct connection, taking at most `maxFrames`
+   * frames of at most `maxFrameBytes` each.
+   */
+  requestHistory: (peer: string, request: Uint8Array, limits: { maxFrames: number, maxFrameBytes: number }, signal: AbortSignal) => Promise<Uint8Array[]>
   /** Called once the room is left. */
   onLeft: (room: RoomImpl) => void
 }
@@ -56,8 +63,10 @@ export interface RoomSettings {
   messagesPerSecond: number
   burst: number
   historySize: number
-  /** Set for a private room: its topic ID and AES-GCM key, both derived from the secret. */
-  secret?: { topicId: string, key: CryptoKey }
+  /** Backlog requests served per requesting peer and minute. */
+  historyRequestsPerMinute: number
+  /** Set for a private room: its topic ID and master key, both derived from the secret. */
+  secret?: { topicId: string, master: CryptoKey }
 }
 
 interface Member {
@@ -67,10 +76,6 @@ interface Member {
   startedAt?: number
   /** last announcement, or direct connection, seen (`performance.now()`): expiry of a member not yet joined */
   lastSeen: number
-  /** last valid room message, heartbeat or data (`performance.now()`, immune to wall-clock jumps): presence of a joined member */
-  lastHeard?: number
-  /** host rank, from the header of its first valid room message (see host.ts) */
-  rank?: number
   joined: boolean
   /** a frame of ours reached its stream since its direct connection opened: a publish reaches it */
   reachable: boolean
@@ -95,8 +100,10 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   private readonly messages: RoomMessages
   private readonly members = new Map<string, Member>()
   private readonly abort = new AbortController()
-  /** our host rank: join time, lowered when the host hands its role to us */
-  private rank = Date.now()
+  /** ranks as we admit them, and the host they elect (see host.ts) */
+  private readonly ranks: HostRules
+  /** when each joined member was last heard, on the monotonic clock (presence.ts) */
+  private readonly presence: Presence
   private currentHost: string
   private announceTimer?: ReturnType<typeof setInterval>
   private heartbeatTimer?: ReturnType<typeof setInterval>
@@ -104,8 +111,13 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   private flushTimer?: ReturnType<typeof setTimeout>
   private replyTimer?: ReturnType<typeof setTimeout>
   private history: HistoryState = 'idle'
+  /** aborts a backlog fetch we gave up waiting for */
+  private historyFetch?: AbortController
   /** live data that arrived while the backlog was being fetched, delivered after it */
   private readonly heldForHistory: Array<{ delivery: Delivery, pair: boolean }> = []
+  private heldForHistoryBytes = 0
+  /** `publish` calls waiting until we know whether we are the host */
+  private readonly hostWaiters: Array<() => void> = []
   /** our leave frame, sealed ahead of time: a page going away cannot wait for WebCrypto */
   private leaveFrame?: Uint8Array
   /** `performance.now()` when the room was joined: the origin of every member's timeline */
@@ -121,13 +133,23 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     this.ctx = ctx
     this.topics = roomTopics(name, settings.type, settings.secret?.topicId)
     this.currentHost = ctx.self
+    // our rank is our join time on the wall clock: ranks are compared across machines
+    this.ranks = new HostRules({
+      self: ctx.self,
+      rank: Date.now(),
+      settleAfter: RANK_SETTLE_MS,
+      settleAlone: Math.max(RANK_SETTLE_ALONE_MS, ctx.options.announceInterval + 2_000),
+      decideWithin: Math.max(RANK_DECIDE_WITHIN_MS, ctx.options.announceInterval * 2 + 2_000)
+    })
+    this.presence = new Presence({ timeout: ctx.options.presenceTimeout })
     this.messages = new RoomMessages({
       topic: this.topics.room,
       maxMessageBytes: settings.maxMessageBytes,
       messagesPerSecond: settings.messagesPerSecond,
       burst: settings.burst,
       historySize: settings.type === 'pairwise' ? 0 : settings.historySize,
-      key: settings.secret?.key
+      historyRequestsPerMinute: settings.historyRequestsPerMinute,
+      master: settings.secret?.master
     })
   }
 
@@ -159,11 +181,11 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     this.ctx.pubsub.subscribe(this.topics.discovery)
     this.announce()
     void this.sealLeave()
-    const { announceInterval, heartbeatInterval, presenceTimeout } = options
+    const { announceInterval, heartbeatInterval } = options
     this.announceTimer = setInterval(() => { this.tick() }, announceInterval)
     this.heartbeatTimer = setInterval(() => { this.heartbeat() }, heartbeatInterval)
-    // check often enough that a silent member is gone within presenceTimeout + a quarter of it
-    this.presenceTimer = setInterval(() => { this.checkPresence() }, Math.max(MIN_PRESENCE_CHECK_MS, Math.min(heartbeatInterval, presenceTimeout / 4)))
+    // often enough that a silent member is gone within presenceTimeout and a sixteenth of it
+    this.presenceTimer = setInterval(() => { this.checkPresence() }, this.presence.checkEvery)
   }
 
   has (peer: string): boolean {
@@ -186,13 +208,15 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
         joined: m.joined,
         rttMs: direct?.rtt,
         timeline: this.timeline(m),
-        lastHeardMs: m.lastHeard === undefined ? undefined : Math.round(performance.now() - m.lastHeard)
+        lastHeardMs: this.presence.sinceHeard(m.peerId)
       }
     }
+    const { history } = this.messages
     return {
       type: this.type,
       host: this.currentHost,
       messages: { sent: counters.sent, received: counters.received, dropped: { ...counters.dropped }, gaps: counters.gaps },
+      history: { served: history.served, refused: { ...history.refused }, writeTimeouts: history.writeTimeouts },
       peers
     }
   }
@@ -200,10 +224,12 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   async publish (data: Uint8Array | string): Promise<PublishResult> {
     this.assertOpen()
     if (this.type === 'pairwise') throw new SessionTypeError(`room "${this.name}" is pairwise: address messages with send(peerId, data)`)
+    // a newcomer does not know yet whether it is the host: wait until it does (host.ts)
+    if (this.type === 'one-way' && !this.ranks.decided()) await this.hostDecided()
     if (this.type === 'one-way' && this.currentHost !== this.self) throw new NotHostError(`only the host (${this.currentHost}) publishes in one-way room "${this.name}"`)
     const payload = typeof data === 'string' ? encoder.encode(data) : data
     this.messages.admit(payload)
-    const raw = await this.messages.encode(this.self, KIND_DATA, this.messages.nextSeq(), this.rank, payload)
+    const raw = await this.encode(KIND_DATA, this.messages.nextSeq(), payload)
     const recipients = await this.sendToJoined(raw)
     this.messages.sent(this.self, raw, true)
     return { recipients }
@@ -216,7 +242,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     if (m === undefined || !m.joined) throw new PeerNotFoundError(`${peerId} is not a joined member of room "${this.name}"`)
     const payload = typeof data === 'string' ? encoder.encode(data) : data
     this.messages.admit(payload)
-    const raw = await this.messages.encode(this.self, KIND_DATA, this.messages.nextSeq(peerId), this.rank, payload)
+    const raw = await this.encode(KIND_DATA, this.messages.nextSeq(peerId), payload)
     await this.ctx.sendFrame(peerId, encodeLabelled(this.topics.room, raw))
     this.messages.sent(this.self, raw, false)
   }
@@ -225,12 +251,17 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     this.assertOpen()
     if (this.currentHost !== this.self) throw new NotHostError(`only the host (${this.currentHost}) can hand off room "${this.name}"`)
     const m = this.members.get(peerId)
-    if (m === undefined || !m.joined || m.rank === undefined) throw new PeerNotFoundError(`${peerId} is not a joined member of room "${this.name}"`)
-    const rank = handoffRank(this.candidates())
-    const raw = await this.messages.encode(this.self, KIND_HANDOFF, 0, this.rank, encodeHandoff(peerId, rank))
+    if (m === undefined || !m.joined || !this.ranks.heard(peerId)) throw new PeerNotFoundError(`${peerId} is not a joined member of room "${this.name}"`)
+    const rank = this.ranks.handoffRank()
+    const raw = await this.encode(KIND_HANDOFF, 0, encodeHandoff(peerId, rank))
     await this.sendToJoined(raw)
-    m.rank = rank
+    this.ranks.handoff(peerId, rank)
     this.electHost()
+  }
+
+  /** A room message from us, with our rank and whether we are settled in its header. */
+  private async encode (kind: RoomMessageKind, seq: number, body: Uint8Array): Promise<Uint8Array> {
+    return this.messages.encode(this.self, { kind, seq, rank: this.ranks.rank, settled: this.ranks.settled }, body)
   }
 
   /**
@@ -255,6 +286,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     clearInterval(this.presenceTimer)
     clearTimeout(this.flushTimer)
     clearTimeout(this.replyTimer)
+    this.heldForHistory.length = 0
     this.abort.abort(new RoomClosedError(`room "${this.name}" was left`))
     const { links, pubsub } = this.ctx
     links.removeEventListener('peer:direct', this.onDirect)
@@ -304,9 +336,25 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   /** A room frame for this room from `from`, over its direct stream. */
   async onFrame (from: string, raw: Uint8Array): Promise<void> {
     if (this.closed) return
-    const opened = await this.messages.open(from, raw, { rateLimit: true, pair: this.type === 'pairwise' })
-    if (typeof opened === 'string' || this.closed) return
-    this.heard(from, opened)
+    const pair = this.type === 'pairwise'
+    // a frame comes over our direct connection to its sender: the sender has a bucket of its
+    // own; data a one-way room takes from nobody but the host is dropped before it costs a
+    // token, a sequence number or memory
+    const refuseData = this.type === 'one-way' && from !== this.currentHost ? 'notHost' : undefined
+    const opened = await this.messages.open(from, raw, { rateKey: from, pair, refuseData })
+    if (this.closed) return
+    if (typeof opened === 'string') {
+      // rate-limited numbers are gaps now: the room hears of them at its next flush
+      if (opened === 'rateLimited') this.scheduleFlush()
+      return
+    }
+    // a heartbeat's body: the ranks its sender admitted newcomers at (host.ts)
+    const admissions = opened.kind === KIND_HEARTBEAT ? decodeHeartbeat(opened.body) : []
+    if (admissions === undefined) {
+      this.messages.drop('malformed')
+      return
+    }
+    this.heard(from, opened, admissions)
     switch (opened.kind) {
       case KIND_HEARTBEAT:
         return
@@ -317,21 +365,36 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
         this.remove(from, 'left')
         return
       default:
-        if (this.type === 'one-way' && from !== this.currentHost) {
-          this.messages.drop('notHost')
-          return
-        }
-        this.receiveData({ from, seq: opened.seq, data: opened.body, history: false, raw: opened.raw }, this.type === 'pairwise')
+        this.receiveData({ from, seq: opened.seq, data: opened.body, history: false, raw: opened.raw, incarnation: opened.incarnation }, pair)
     }
   }
 
-  /** The backlog a member asked us for: our mailbox, each message labelled with its sender. */
-  backlogFor (from: string): Uint8Array[] {
-    if (this.closed || this.type === 'pairwise' || !this.members.has(from)) {
-      this.messages.drop('notMember')
+  /**
+   * The backlog a member asked us for: the newest of our mailbox, as many as it takes, each
+   * message labelled with its sender. A request that does not parse, from a non-member, or over
+   * `historyRequestsPerMinute` is refused with an empty backlog and counted.
+   */
+  backlogFor (from: string, request: Uint8Array): Uint8Array[] {
+    const req = decodeHistoryRequest(request)
+    let refusal: HistoryRefusal | undefined
+    if (req === undefined) refusal = 'malformed'
+    // a member we know of: its request came over our direct connection (streams.ts), and it may
+    // ask before it has heard us, so before we count it as joined
+    else if (this.closed || this.type === 'pairwise' || !this.members.has(from)) refusal = 'notMember'
+    else if (!this.messages.admitHistoryRequest(from)) refusal = 'rateLimited'
+    if (refusal !== undefined || req === undefined) {
+      this.messages.history.refused[refusal ?? 'malformed']++
+      this.ctx.log('refused a backlog request from %s in %s (%s)', from, this.name, refusal)
       return []
     }
-    return this.messages.backlog().map(({ from: sender, raw }) => encodeLabelled(sender, raw))
+    this.messages.history.served++
+    return this.messages.backlog(req.maxMessages).map(({ from: sender, raw }) => encodeLabelled(sender, raw))
+  }
+
+  /** A backlog response we were writing to `from` was aborted: it did not read it in time. */
+  historyWriteTimedOut (from: string): void {
+    this.messages.history.writeTimeouts++
+    this.ctx.log('a backlog response to %s in %s was not read in time', from, this.name)
   }
 
   /** Our addresses changed (a relay reservation came or went): tell the room now, not in 10 s. */
@@ -369,7 +432,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   private greet (m: Member): void {
     if (this.closed || m.greeting || !this.ctx.links.isDirect(m.peerId)) return
     m.greeting = true
-    this.encodeFrame(KIND_HEARTBEAT, 0, EMPTY)
+    this.encodeFrame(KIND_HEARTBEAT, 0, encodeHeartbeat(this.ranks.admissions()))
       .then(async (frame) => { await this.ctx.sendFrame(m.peerId, frame) })
       .then(() => {
         m.greeting = false
@@ -392,18 +455,28 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
 
   // --- receiving ----------------------------------------------------------------------------
 
-  /** Any valid message proves its sender present and carries its host rank. */
-  private heard (from: string, msg: OpenedMessage): void {
+  /**
+   * A valid message, which came over our direct connection to its sender, proves it present now
+   * and carries its rank, which the host rules admit (host.ts).
+   */
+  private heard (from: string, msg: OpenedMessage, admissions: Admission[] = []): void {
     const m = this.touch(from)
-    m.lastHeard = performance.now()
+    this.presence.heard(from)
     this.mark(m, 'heard')
-    // a member's rank is the one it first claims: it cannot lower it later to make itself
-    // host, only a handoff from the host does (onHandoff)
-    if (m.rank === undefined) {
-      m.rank = msg.rank
-      this.checkReady(m)
-      this.electHost()
+    // a reloaded member is a new session: it keeps neither its rank nor the host role. Its old
+    // connection, if still open, is closed by the node when its new one opens (direct.ts)
+    if (msg.restarted) {
+      this.ranks.restart(from)
+      this.ctx.log('%s restarted in %s', from, this.name)
     }
+    const first = !this.ranks.heard(from)
+    // joining, we rank ourselves after the settled members we hear: tell the room now
+    if (this.ranks.hear(from, msg.rank, msg.settled, admissions)) this.heartbeat()
+    // it counts for the host rule once heard (its frame came over our direct connection to it),
+    // whether or not our own hello has reached it yet (that is peer:join's business)
+    this.ranks.join(from)
+    if (first) this.checkReady(m)
+    this.electHost()
     if (!m.reachable) this.greet(m)
   }
 
@@ -418,14 +491,8 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
       this.messages.drop('notHost')
       return
     }
-    if (handoff.to === this.self) {
-      this.rank = Math.min(this.rank, handoff.rank)
-      void this.sealLeave()
-    } else {
-      const m = this.members.get(handoff.to)
-      if (m === undefined) return
-      m.rank = Math.min(m.rank ?? Infinity, handoff.rank)
-    }
+    if (!this.ranks.handoff(handoff.to, handoff.rank)) return
+    if (handoff.to === this.self) void this.sealLeave()
     this.electHost()
   }
 
@@ -433,9 +500,26 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     if (this.history !== 'done' && !pair) {
       if (this.history === 'idle') void this.fetchHistory(delivery.from)
       this.heldForHistory.push({ delivery, pair })
+      this.heldForHistoryBytes += delivery.raw.byteLength + delivery.data.byteLength
+      // a backlog is worth a short wait, not unbounded memory: past the room's bound, live
+      // messages go out now and a backlog that comes later is dropped
+      if (this.heldForHistory.length > MAX_HELD_PER_ROOM || this.heldForHistoryBytes > MAX_HELD_BYTES_PER_ROOM) this.giveUpOnHistory()
       return
     }
     this.release(this.messages.order(delivery, pair))
+  }
+
+  private giveUpOnHistory (): void {
+    if (this.history === 'done') return
+    this.ctx.log('stopped waiting for a backlog in %s: %d live messages held', this.name, this.heldForHistory.length)
+    this.history = 'done'
+    this.historyFetch?.abort()
+    this.releaseHeldForHistory()
+  }
+
+  private releaseHeldForHistory (): void {
+    this.heldForHistoryBytes = 0
+    for (const { delivery, pair } of this.heldForHistory.splice(0)) this.release(this.messages.order(delivery, pair))
   }
 
   /**
@@ -465,7 +549,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
 
   /** Encodes (and in a private room seals) one of our messages, labelled for this room. */
   private async encodeFrame (kind: RoomMessageKind, seq: number, body: Uint8Array): Promise<Uint8Array> {
-    return encodeLabelled(this.topics.room, await this.messages.encode(this.self, kind, seq, this.rank, body))
+    return encodeLabelled(this.topics.room, await this.encode(kind, seq, body))
   }
 
   /** Sends an encoded message to every joined member; resolves with those it was handed to. */
@@ -500,37 +584,53 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
    */
   private async fetchHistory (peer: string): Promise<void> {
     if (this.history !== 'idle' || this.type === 'pairwise') return
+    const { historySize, maxMessageBytes } = this.settings
+    if (historySize <= 0) {
+      this.history = 'done'
+      this.releaseHeldForHistory()
+      return
+    }
     this.history = 'fetching'
-    const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(HISTORY_TIMEOUT_MS)])
+    this.historyFetch = new AbortController()
+    const signal = AbortSignal.any([this.abort.signal, this.historyFetch.signal, AbortSignal.timeout(HISTORY_TIMEOUT_MS)])
     let frames: Uint8Array[] = []
     try {
-      frames = await this.ctx.requestHistory(peer, encodeLabelled(this.topics.room, EMPTY), signal)
+      // what we take is bounded by our own room's limits, whatever the member serving it holds
+      const limits = { maxFrames: historySize, maxFrameBytes: maxMessageBytes + FRAME_OVERHEAD_BYTES }
+      frames = await this.ctx.requestHistory(peer, encodeHistoryRequest(this.topics.room, historySize), limits, signal)
     } catch (err) {
-      if (this.closed) return
+      if (this.closed || this.history !== 'fetching') return
       this.ctx.log('no backlog from %s in %s - %e', peer, this.name, err)
     }
-    if (this.closed) return
-    const { backlog, last } = await this.messages.openBacklog(this.self, frames)
+    if (this.closed || this.history !== 'fetching') return
+    const backlog = await this.messages.openBacklog(this.self, frames)
+    if (this.closed || this.history !== 'fetching') return
     this.history = 'done'
     this.release({ deliver: backlog.map((item) => ({ from: item.from, seq: item.seq, item })), gaps: [] })
-    // live messages continue each sender's sequence where its backlog ended
-    for (const [from, seq] of last) this.release(this.messages.continueAfter(from, seq))
-    for (const { delivery, pair } of this.heldForHistory.splice(0)) this.release(this.messages.order(delivery, pair))
+    // live messages are ordered as if there had been no backlog: only exact copies of a backlog
+    // message are dropped, so a forged backlog cannot hold back anything a member sends
+    this.releaseHeldForHistory()
     if (backlog.length > 0) this.ctx.log('delivered a backlog of %d messages from %s in %s', backlog.length, peer, this.name)
   }
 
   // --- host ---------------------------------------------------------------------------------
 
-  private candidates (): Array<{ peerId: string, rank: number }> {
-    const out = [{ peerId: this.self, rank: this.rank }]
-    for (const m of this.members.values()) {
-      if (m.joined && m.rank !== undefined) out.push({ peerId: m.peerId, rank: m.rank })
-    }
-    return out
+  /** Resolves once we know whether we are the host (host.ts `decided`): at most `RANK_DECIDE_WITHIN_MS` after joining. */
+  private async hostDecided (): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => { reject(this.abort.signal.reason) }
+      this.abort.signal.addEventListener('abort', onAbort, { once: true })
+      this.hostWaiters.push(() => {
+        this.abort.signal.removeEventListener('abort', onAbort)
+        resolve()
+      })
+    })
+    this.assertOpen()
   }
 
   private electHost (): void {
-    const host = electHost(this.candidates()) ?? this.self
+    if (this.hostWaiters.length > 0 && this.ranks.decided()) for (const resolve of this.hostWaiters.splice(0)) resolve()
+    const host = this.ranks.host()
     if (host === this.currentHost) return
     const previous = this.currentHost
     this.currentHost = host
@@ -547,7 +647,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     if (this.closed) return
     const direct = [...this.members.values()].filter((m) => this.ctx.links.isDirect(m.peerId))
     if (direct.length === 0) return
-    this.encodeFrame(KIND_HEARTBEAT, 0, EMPTY)
+    this.encodeFrame(KIND_HEARTBEAT, 0, encodeHeartbeat(this.ranks.admissions()))
       .then(async (frame) => {
         await Promise.all(direct.map(async (m) => {
           await this.ctx.sendFrame(m.peerId, frame).catch((err) => { this.ctx.log('heartbeat to %s in %s failed - %e', m.peerId, this.name, err) })
@@ -558,12 +658,11 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
 
   private checkPresence (): void {
     if (this.closed) return
-    const now = performance.now()
-    for (const m of [...this.members.values()]) {
-      if (m.joined && m.lastHeard !== undefined && now - m.lastHeard > this.ctx.options.presenceTimeout) {
-        this.remove(m.peerId, 'timeout')
-      }
+    for (const peer of this.presence.silent()) {
+      if (this.members.get(peer)?.joined === true) this.remove(peer, 'timeout')
     }
+    // a newcomer settles with time too (host.ts): the host may change without a message
+    this.electHost()
   }
 
   // --- membership ---------------------------------------------------------------------------
@@ -597,11 +696,14 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     if (m === undefined) {
       m = { peerId: peer, addrs: [], lastSeen: performance.now(), joined: false, reachable: false, greeting: false, phases: {} }
       this.members.set(peer, m)
+      this.ranks.discover(peer)
       this.mark(m, 'discovered')
       this.ctx.log('discovered %s in %s', peer, this.name)
       this.safeDispatchEvent('peer:discover', { detail: { peerId: peer, path: 'relayed' } })
       // a member may reach us first (its frame over a connection another room opened): hold it
       this.ctx.links.want(peer, this, { addrs: [] })
+      // joining, an unheard member may rank first: we are not the host until we hear it
+      this.electHost()
     }
     m.lastSeen = performance.now()
     return m
@@ -612,8 +714,10 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     if (m.joined || !m.reachable || !this.ctx.links.isDirect(m.peerId)) return
     // a member is one we heard from: its rank counts for the host, and in a private room its
     // message proved it holds the secret
-    if (m.rank === undefined) return
+    if (!this.ranks.heard(m.peerId)) return
     m.joined = true
+    this.ranks.join(m.peerId)
+    this.presence.start(m.peerId)
     this.mark(m, 'joined')
     this.ctx.log('%s joined %s', m.peerId, this.name)
     this.safeDispatchEvent('peer:join', { detail: { peerId: m.peerId, path: 'direct' } })
@@ -626,6 +730,8 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     if (m === undefined) return
     this.members.delete(peer)
     this.messages.forget(peer)
+    this.ranks.remove(peer)
+    this.presence.forget(peer)
     this.ctx.log('%s left %s (%s)', peer, this.name, reason)
     this.safeDispatchEvent('peer:leave', { detail: { peerId: peer, reason } })
     this.electHost()

@@ -7,17 +7,28 @@
  * reassembly queue, RFC 9293 §3.10.7.4): deliver the expected number and every consecutive
  * one held after it; hold later numbers for a bounded time (`reorderWindow`) and in bounded
  * number (`maxHeld`); past either bound, give up on the missing numbers and report them as a
- * gap instead of stalling the sender forever. Pure: no timers, the clock is injected.
+ * gap instead of stalling the sender forever. Memory is bounded whatever senders send: held
+ * entries per sender (`maxHeld`) and for all senders together (`maxHeldTotal`, `maxHeldBytes`),
+ * and senders tracked (`maxSenders`, least recently used forgotten first, their held messages
+ * released). Pure: no timers, the clock is injected.
  */
 
 /** A monotonic clock in ms: a wall-clock step must not expire every held message at once. */
 const monotonicNow = (): number => globalThis.performance.now()
 
-export interface SequencerInit {
+export interface SequencerInit<T = unknown> {
   /** How long an out-of-order message waits for the missing ones before them, in ms. */
   reorderWindow: number
   /** Most messages (and skipped numbers) held per sender; beyond it the lowest missing ones are declared a gap. */
   maxHeld: number
+  /** Most entries held for all senders together; beyond it the oldest held entry is released early. @default Infinity */
+  maxHeldTotal?: number
+  /** Most bytes (by `weight`) held for all senders together; same rule as `maxHeldTotal`. @default Infinity */
+  maxHeldBytes?: number
+  /** The bytes a held item costs, for `maxHeldBytes`. @default () => 0 */
+  weight?: (item: T) => number
+  /** Most senders tracked; beyond it the least recently used one is released and forgotten. @default Infinity */
+  maxSenders?: number
   /** Clock in ms; defaults to `performance.now()`. Tests inject a fake one. */
   now?: () => number
 }
@@ -59,17 +70,26 @@ interface Sender<T> {
 const isSeq = (seq: number): boolean => Number.isSafeInteger(seq) && seq > 0
 
 /**
- * Orders messages per sender. Senders are tracked until `delete`: call it when a member leaves,
- * so memory stays bounded by members × `maxHeld`.
+ * Orders messages per sender. Senders are tracked until `delete` (call it when a member leaves)
+ * or until `maxSenders` others were used since.
  * Throws `RangeError` if `reorderWindow` is negative or `maxHeld` not an integer >= 0.
  */
 export class Sequencer<T> {
   readonly #reorderWindow: number
   readonly #maxHeld: number
+  readonly #maxHeldTotal: number
+  readonly #maxHeldBytes: number
+  readonly #maxSenders: number
+  readonly #weight: (item: T) => number
   readonly #now: () => number
+  // a Map iterates in insertion order; re-inserting on use keeps the least recently used first
   readonly #senders = new Map<string, Sender<T>>()
+  /** senders holding at least one entry, so flushes never walk idle senders */
+  readonly #waiting = new Set<string>()
+  #heldTotal = 0
+  #heldBytes = 0
 
-  constructor (init: SequencerInit) {
+  constructor (init: SequencerInit<T>) {
     if (!Number.isFinite(init.reorderWindow) || init.reorderWindow < 0) {
       throw new RangeError(`reorderWindow must be a finite number of ms >= 0, got ${init.reorderWindow}`)
     }
@@ -78,7 +98,16 @@ export class Sequencer<T> {
     }
     this.#reorderWindow = init.reorderWindow
     this.#maxHeld = init.maxHeld
+    this.#maxHeldTotal = init.maxHeldTotal ?? Infinity
+    this.#maxHeldBytes = init.maxHeldBytes ?? Infinity
+    this.#maxSenders = init.maxSenders ?? Infinity
+    this.#weight = init.weight ?? (() => 0)
     this.#now = init.now ?? monotonicNow
+  }
+
+  /** Entries held now, for all senders, and their bytes (by `weight`). */
+  get held (): { entries: number, bytes: number, senders: number } {
+    return { entries: this.#heldTotal, bytes: this.#heldBytes, senders: this.#senders.size }
   }
 
   /**
@@ -89,16 +118,16 @@ export class Sequencer<T> {
    */
   push (from: string, seq: number, item: T): PushResult<T> {
     if (!isSeq(seq)) return { deliver: [], gaps: [], duplicate: false, invalid: true }
-    const sender = this.#sender(from, seq)
-    if (seq < sender.expected || sender.pending.has(seq)) return { deliver: [], gaps: [], duplicate: true, invalid: false }
-
     const out: Release<T> = { deliver: [], gaps: [] }
+    const sender = this.#sender(from, seq, out)
+    if (seq < sender.expected || sender.pending.has(seq)) return { ...out, duplicate: true, invalid: false }
+
     if (seq === sender.expected) {
       out.deliver.push({ from, seq, item })
       sender.expected++
       this.#drain(from, sender, out)
     } else {
-      sender.pending.set(seq, { at: this.#now(), skipped: false, item })
+      this.#hold(from, sender, seq, { at: this.#now(), skipped: false, item })
       this.#bound(from, sender, out)
     }
     return { ...out, duplicate: false, invalid: false }
@@ -112,7 +141,7 @@ export class Sequencer<T> {
   skip (from: string, seq: number): Release<T> {
     const out: Release<T> = { deliver: [], gaps: [] }
     if (!isSeq(seq)) return out
-    const sender = this.#sender(from, seq)
+    const sender = this.#sender(from, seq, out)
     if (seq < sender.expected || sender.pending.has(seq)) return out
 
     if (seq === sender.expected) {
@@ -120,7 +149,7 @@ export class Sequencer<T> {
       sender.expected++
       this.#drain(from, sender, out)
     } else {
-      sender.pending.set(seq, { at: this.#now(), skipped: true })
+      this.#hold(from, sender, seq, { at: this.#now(), skipped: true })
       this.#bound(from, sender, out)
     }
     return out
@@ -134,7 +163,8 @@ export class Sequencer<T> {
   flush (): Release<T> {
     const out: Release<T> = { deliver: [], gaps: [] }
     const now = this.#now()
-    for (const [from, sender] of this.#senders) {
+    for (const from of [...this.#waiting]) {
+      const sender = this.#senders.get(from) as Sender<T>
       // the highest expired number decides: everything below it has waited at least as long
       let target: number | undefined
       for (const [seq, pending] of sender.pending) {
@@ -166,8 +196,8 @@ export class Sequencer<T> {
       return out
     }
     if (next <= sender.expected) return out
-    for (const seq of sender.pending.keys()) {
-      if (seq < next) sender.pending.delete(seq)
+    for (const seq of [...sender.pending.keys()]) {
+      if (seq < next) this.#unhold(from, sender, seq)
     }
     sender.expected = next
     this.#drain(from, sender, out)
@@ -176,14 +206,30 @@ export class Sequencer<T> {
 
   /** Forgets a sender (it left): its held messages are dropped, and its next message is a new baseline. */
   delete (from: string): void {
+    const sender = this.#senders.get(from)
+    if (sender == null) return
+    for (const seq of [...sender.pending.keys()]) this.#unhold(from, sender, seq)
     this.#senders.delete(from)
+  }
+
+  /**
+   * Forgets a sender whose numbering restarted (a new session): what it held is released first,
+   * the numbers still missing before it reported as a gap, and its next message is a new baseline.
+   */
+  retire (from: string): Release<T> {
+    const out: Release<T> = { deliver: [], gaps: [] }
+    const sender = this.#senders.get(from)
+    if (sender == null) return out
+    this.#releaseAll(from, sender, out)
+    this.#senders.delete(from)
+    return out
   }
 
   /** Ms until the earliest held message (or skipped number) is due for `flush`, 0 if overdue; undefined if none is held. */
   nextFlushIn (): number | undefined {
     let earliest: number | undefined
-    for (const sender of this.#senders.values()) {
-      for (const pending of sender.pending.values()) {
+    for (const from of this.#waiting) {
+      for (const pending of (this.#senders.get(from) as Sender<T>).pending.values()) {
         if (earliest == null || pending.at < earliest) earliest = pending.at
       }
     }
@@ -191,20 +237,51 @@ export class Sequencer<T> {
     return Math.max(0, earliest + this.#reorderWindow - this.#now())
   }
 
-  #sender (from: string, baseline: number): Sender<T> {
+  #sender (from: string, baseline: number, out: Release<T>): Sender<T> {
     let sender = this.#senders.get(from)
     if (sender == null) {
       sender = { expected: baseline, pending: new Map() }
-      this.#senders.set(from, sender)
+      if (this.#senders.size >= this.#maxSenders) {
+        const [oldest, evicted] = this.#senders.entries().next().value as [string, Sender<T>]
+        this.#releaseAll(oldest, evicted, out)
+        this.#senders.delete(oldest)
+      }
+    } else {
+      this.#senders.delete(from)
     }
+    this.#senders.set(from, sender)
     return sender
+  }
+
+  #hold (from: string, sender: Sender<T>, seq: number, pending: Pending<T>): void {
+    sender.pending.set(seq, pending)
+    this.#waiting.add(from)
+    this.#heldTotal++
+    if (!pending.skipped) this.#heldBytes += this.#weight(pending.item)
+  }
+
+  #unhold (from: string, sender: Sender<T>, seq: number): Pending<T> | undefined {
+    const pending = sender.pending.get(seq)
+    if (pending == null) return undefined
+    sender.pending.delete(seq)
+    if (sender.pending.size === 0) this.#waiting.delete(from)
+    this.#heldTotal--
+    if (!pending.skipped) this.#heldBytes -= this.#weight(pending.item)
+    return pending
+  }
+
+  /** Gives up on everything `sender` waits for: releases all it holds. */
+  #releaseAll (from: string, sender: Sender<T>, out: Release<T>): void {
+    let highest: number | undefined
+    for (const seq of sender.pending.keys()) highest = Math.max(highest ?? seq, seq)
+    if (highest != null) this.#advanceTo(from, sender, highest, out)
   }
 
   /** Delivers (or reports skipped) the pending numbers that follow `expected` without a hole. */
   #drain (from: string, sender: Sender<T>, out: Release<T>): void {
     for (let next = sender.pending.get(sender.expected); next != null; next = sender.pending.get(sender.expected)) {
       const seq = sender.expected
-      sender.pending.delete(seq)
+      this.#unhold(from, sender, seq)
       if (next.skipped) this.#gap(out, from, seq, seq)
       else out.deliver.push({ from, seq, item: next.item })
       sender.expected++
@@ -224,12 +301,26 @@ export class Sequencer<T> {
     }
   }
 
-  /** Past `maxHeld`, waiting longer would only grow memory: release from the lowest held number. */
+  /**
+   * Past `maxHeld` for this sender, waiting longer would only grow memory: release from its lowest
+   * held number. Past `maxHeldTotal` or `maxHeldBytes` for all senders: release the entry held
+   * longest, wherever it is (the reorder window would release it first anyway).
+   */
   #bound (from: string, sender: Sender<T>, out: Release<T>): void {
     while (sender.pending.size > this.#maxHeld) {
       let lowest = Infinity
       for (const seq of sender.pending.keys()) lowest = Math.min(lowest, seq)
       this.#advanceTo(from, sender, lowest, out)
+    }
+    while (this.#heldTotal > this.#maxHeldTotal || this.#heldBytes > this.#maxHeldBytes) {
+      let oldest: { from: string, seq: number, at: number } | undefined
+      for (const id of this.#waiting) {
+        for (const [seq, pending] of (this.#senders.get(id) as Sender<T>).pending) {
+          if (oldest == null || pending.at < oldest.at) oldest = { from: id, seq, at: pending.at }
+        }
+      }
+      if (oldest == null) break
+      this.#advanceTo(oldest.from, this.#senders.get(oldest.from) as Sender<T>, oldest.seq, out)
     }
   }
 

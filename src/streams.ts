@@ -13,7 +13,9 @@
  *
  * Errors thrown, by `name`: `NotDirectError` (no direct connection to the peer),
  * `FrameTooLargeError` (a frame over `maxFrameBytes`), `TooManyFramesError` (a response over
- * `maxFrames`), and libp2p's own stream errors (`StreamResetError`, `UnexpectedEOFError`, ...)
+ * `maxFrames`), `WriteTimeoutError` (a responder gave up on a requester that did not read its
+ * response in time), it-length-prefixed's `InvalidDataLengthLengthError` (a length prefix longer
+ * than 8 bytes) and `UnexpectedEOFError`, and libp2p's own stream errors (`StreamResetError`, ...)
  * when the remote resets a stream or ends it inside a frame.
  *
  * A reset is best effort over WebRTC: @libp2p/webrtc 6.0.33 sends the RESET message and then
@@ -45,6 +47,12 @@ export class TooManyFramesError extends Error {
   name = 'TooManyFramesError'
 }
 
+/** A response was not written within `writeTimeout`: the requester stopped reading. The stream was aborted. */
+export class WriteTimeoutError extends Error {
+  static name = 'WriteTimeoutError'
+  name = 'WriteTimeoutError'
+}
+
 export interface FrameOptions {
   /** Largest frame sent or accepted, in bytes (the length prefix not counted). */
   maxFrameBytes: number
@@ -53,6 +61,35 @@ export interface FrameOptions {
 export interface RequestOptions extends FrameOptions {
   /** Most frames a response may carry: the responder sends no more, the requester accepts no more. */
   maxFrames: number
+}
+
+export interface ServeOptions extends RequestOptions {
+  /**
+   * Longest a whole response may take to write and close, in ms, from the moment `onRequest`
+   * resolved; past it the stream is aborted with `WriteTimeoutError`, so a requester that stops
+   * reading holds neither the stream nor the response. @default Infinity
+   */
+  writeTimeout?: number
+  /** Called with the requester and its request when a response was aborted for `writeTimeout`. */
+  onWriteTimeout?: (from: string, request: Uint8Array) => void
+}
+
+/**
+ * The frames in `source`, a stream's bytes in chunks of any size, each behind its unsigned varint
+ * length (it-length-prefixed). A length over `maxFrameBytes` throws `FrameTooLargeError` as soon as
+ * its prefix is read, before any of its bytes are buffered; so at most `maxFrameBytes` plus one
+ * chunk is ever held. A prefix longer than 8 bytes throws `InvalidDataLengthLengthError`, bytes
+ * left over at the end `UnexpectedEOFError`. Every decoder of our stream frames goes through here.
+ */
+export async function * decodeFrames (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, maxFrameBytes: number): AsyncGenerator<Uint8Array, void, undefined> {
+  try {
+    for await (const frame of decode(source, { maxDataLength: maxFrameBytes })) yield frame.subarray()
+  } catch (err) {
+    if (err instanceof Error && err.name === 'InvalidDataLengthError') {
+      throw new FrameTooLargeError(`a frame is over the ${maxFrameBytes} byte limit`, { cause: err })
+    }
+    throw err
+  }
 }
 
 const LOG_COMPONENT = 'p2p-rooms:streams'
@@ -77,13 +114,13 @@ export async function handleFrames (
   const log = libp2p.logger.forComponent(LOG_COMPONENT)
   let stopped = false
   const unhandle = await serveDirect(libp2p, protocol, log, async (stream, from) => {
-    for await (const frame of decode(incoming(stream), { maxDataLength: opts.maxFrameBytes })) {
+    for await (const frame of decodeFrames(incoming(stream), opts.maxFrameBytes)) {
       if (stopped) {
         stream.abort(new AbortError(`${protocol} handler unregistered`))
         return
       }
       try {
-        onFrame(from, frame.subarray())
+        onFrame(from, frame)
       } catch (err) {
         log.error('%s frame handler threw on a frame from %s - %e', protocol, from, err)
       }
@@ -227,8 +264,9 @@ export class FrameSender {
  * each inbound stream, answers with the frames `onRequest` resolves with (at most `maxFrames`,
  * each at most `maxFrameBytes`) and closes the stream. Streams over limited or other non-WebRTC
  * connections are refused. A request over `maxFrameBytes`, a stream closed before its request,
- * `onRequest` rejecting, or a response frame over `maxFrameBytes` aborts that stream (the
- * requester sees a reset, or an empty response) and is logged; frames beyond `maxFrames` are left out and logged.
+ * `onRequest` rejecting, a response frame over `maxFrameBytes`, or a response not written within
+ * `writeTimeout` aborts that stream (the requester sees a reset, or an empty or cut response) and
+ * is logged; frames beyond `maxFrames` are left out and logged.
  *
  * Resolves with a function that unregisters the protocol and aborts the exchanges in progress.
  */
@@ -236,7 +274,7 @@ export async function handleRequests (
   libp2p: Libp2p,
   protocol: string,
   onRequest: (from: string, request: Uint8Array) => Promise<Uint8Array[]>,
-  opts: RequestOptions
+  opts: ServeOptions
 ): Promise<() => Promise<void>> {
   const log = libp2p.logger.forComponent(LOG_COMPONENT)
   return serveDirect(libp2p, protocol, log, async (stream, from) => {
@@ -253,10 +291,21 @@ export async function handleRequests (
     if (tooLarge !== undefined) {
       throw new FrameTooLargeError(`a response frame of ${tooLarge.byteLength} bytes is over the ${opts.maxFrameBytes} byte limit`)
     }
-    for (const frame of frames) {
-      if (!stream.send(lengthPrefixed(frame))) await drained(stream)
+    const writeTimeout = opts.writeTimeout ?? Infinity
+    const deadline = Number.isFinite(writeTimeout)
+      ? setTimeout(() => {
+        opts.onWriteTimeout?.(from, req)
+        stream.abort(new WriteTimeoutError(`the response was not read within ${writeTimeout} ms`))
+      }, writeTimeout)
+      : undefined
+    try {
+      for (const frame of frames) {
+        if (!stream.send(lengthPrefixed(frame))) await drained(stream)
+      }
+      await stream.close()
+    } finally {
+      clearTimeout(deadline)
     }
-    await stream.close()
   })
 }
 
@@ -324,11 +373,11 @@ export async function request (
     const frames: Uint8Array[] = []
     // reading starts before the request goes out: the response may follow at once
     const reading = (async () => {
-      for await (const frame of decode(incoming(stream), { maxDataLength: opts.maxFrameBytes })) {
+      for await (const frame of decodeFrames(incoming(stream), opts.maxFrameBytes)) {
         if (frames.length >= opts.maxFrames) {
           throw new TooManyFramesError(`the response from ${peer} has more than ${opts.maxFrames} frames`)
         }
-        frames.push(frame.subarray())
+        frames.push(frame)
       }
     })()
     // awaited below; if send throws first (the stream is already closing), its failure must not
@@ -341,9 +390,6 @@ export async function request (
   } catch (err) {
     stream.abort(asError(err))
     if (signal.aborted) throw asError(signal.reason)
-    if (err instanceof Error && err.name === 'InvalidDataLengthError') {
-      throw new FrameTooLargeError(`a response frame from ${peer} is over the ${opts.maxFrameBytes} byte limit`, { cause: err })
-    }
     throw err
   } finally {
     signal.removeEventListener('abort', onAbort)
@@ -352,9 +398,21 @@ export async function request (
 
 /** An open, unlimited WebRTC connection to `peer`, or `NotDirectError`. */
 function directConnection (libp2p: Libp2p, peer: string): Connection {
-  const conn = libp2p.getConnections(peerIdFromString(peer)).find(isDirect)
+  const conn = newestDirect(libp2p.getConnections(peerIdFromString(peer)))
   if (conn === undefined) throw new NotDirectError(`no direct connection to ${peer}`)
   return conn
+}
+
+/**
+ * The most recently opened direct connection: a peer that reloaded reaches us over a new one
+ * while its old one, dead, may still look open until ICE gives up on it.
+ */
+export function newestDirect (conns: Connection[]): Connection | undefined {
+  let newest: Connection | undefined
+  for (const c of conns) {
+    if (isDirect(c) && (newest === undefined || c.timeline.open > newest.timeline.open)) newest = c
+  }
+  return newest
 }
 
 /**
@@ -371,9 +429,9 @@ function overDirectConnection (stream: Stream, connection: Connection, log: Logg
 
 /** Reads the first frame of `stream`; the stream ending before it is an `UnexpectedEOFError`. */
 async function firstFrame (stream: Stream, maxFrameBytes: number): Promise<Uint8Array> {
-  for await (const frame of decode(incoming(stream), { maxDataLength: maxFrameBytes })) {
+  for await (const frame of decodeFrames(incoming(stream), maxFrameBytes)) {
     // leaving the loop detaches the reader; the requester sends nothing after its request
-    return frame.subarray()
+    return frame
   }
   throw new UnexpectedEOFError(`${stream.protocol} stream ended before its request`)
 }

@@ -60,7 +60,7 @@ export function decodeAnnouncement (bytes: Uint8Array, sender: string): Announce
 
 /** What a room message carries, its second byte. */
 export const KIND_DATA = 0
-/** Presence: "I am here, with this rank"; no body. */
+/** Presence: "I am here, with this rank"; body: the ranks it admitted newcomers at (see `encodeHeartbeat`). */
 export const KIND_HEARTBEAT = 1
 /** The host hands its role over: body is the new host's rank (float64) and peer ID (UTF-8). */
 export const KIND_HANDOFF = 2
@@ -69,15 +69,32 @@ export const KIND_LEAVE = 3
 
 export type RoomMessageKind = typeof KIND_DATA | typeof KIND_HEARTBEAT | typeof KIND_HANDOFF | typeof KIND_LEAVE
 
+/**
+ * Version of the binary room message (its first byte). 3 added the flags byte and the sender's
+ * incarnation; a receiver drops a message of any other version as `'malformed'`.
+ */
+export const ROOM_MESSAGE_VERSION = 3
+
 /** Bytes before a room message's body. */
-export const ROOM_HEADER_BYTES = 14
+export const ROOM_HEADER_BYTES = 19
+
+/** Flag: the sender is settled in the room, past its joining phase (see host.ts). */
+export const FLAG_SETTLED = 0x01
 
 export interface RoomMessageHeader {
   kind: RoomMessageKind
-  /** The sender's sequence number for data (1, 2, 3… per sender and room, or per pair in a pairwise room); 0 for control messages. */
+  /** The sender's sequence number for data (1, 2, 3… per sender session and room, or per pair in a pairwise room); 0 for control messages. */
   seq: number
+  /**
+   * The sender's session in this room: a random uint32 drawn each time it joins. A member that
+   * reloads keeps its peer ID but starts a new incarnation, so receivers know its numbering
+   * restarted at 1 and its rank must be admitted again.
+   */
+  incarnation: number
   /** The sender's host rank (lowest rank is the host), normally its join time in ms since the epoch. */
   rank: number
+  /** The sender is settled in the room (`FLAG_SETTLED`): it ranks every member it hears after the members already there. */
+  settled: boolean
 }
 
 export interface RoomMessage extends RoomMessageHeader {
@@ -88,15 +105,17 @@ export interface RoomMessage extends RoomMessageHeader {
 }
 
 /**
- * Room message, version 2 (room topic, pairwise frames, history frames): big-endian
+ * Room message, version 3 (room topic, pairwise frames, history frames): big-endian
  *
  * | bytes | field                                                           |
  * | ----- | --------------------------------------------------------------- |
- * | 0     | version (`2`)                                                   |
+ * | 0     | version (`3`)                                                   |
  * | 1     | kind (`0` data, `1` heartbeat, `2` handoff, `3` leave)          |
- * | 2–5   | seq, uint32                                                     |
- * | 6–13  | rank, float64                                                   |
- * | 14–   | body: plaintext, or in a private room IV ‖ AES-GCM ciphertext ‖ tag |
+ * | 2     | flags (bit 0: settled; other bits 0, ignored on receipt)        |
+ * | 3–6   | seq, uint32 (0 for control messages, > 0 for data)         |
+ * | 7–10  | incarnation, uint32                                             |
+ * | 11–18 | rank, float64, finite                                           |
+ * | 19–   | body: plaintext, or in a private room IV ‖ AES-GCM ciphertext ‖ tag |
  */
 export function encodeRoomMessage (header: RoomMessageHeader, body: Uint8Array): Uint8Array {
   return concat(encodeRoomHeader(header), body)
@@ -107,25 +126,87 @@ export function encodeRoomHeader (h: RoomMessageHeader): Uint8Array {
   const view = new DataView(out.buffer)
   out[0] = ROOM_MESSAGE_VERSION
   out[1] = h.kind
-  view.setUint32(2, h.seq)
-  view.setFloat64(6, h.rank)
+  out[2] = h.settled ? FLAG_SETTLED : 0
+  view.setUint32(3, h.seq)
+  view.setUint32(7, h.incarnation)
+  view.setFloat64(11, h.rank)
   return out
 }
 
-/** `undefined` for a message of another version, an unknown kind, a truncated header or a non-finite rank. */
+/**
+ * `undefined` for a message of another version, an unknown kind, a truncated header, a
+ * non-finite rank, or a seq that does not fit its kind. Never throws; the body is a view of
+ * `bytes`, not a copy.
+ */
 export function decodeRoomMessage (bytes: Uint8Array): RoomMessage | undefined {
   if (bytes.byteLength < ROOM_HEADER_BYTES || bytes[0] !== ROOM_MESSAGE_VERSION) return undefined
   const kind = bytes[1]
   if (kind !== KIND_DATA && kind !== KIND_HEARTBEAT && kind !== KIND_HANDOFF && kind !== KIND_LEAVE) return undefined
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const seq = view.getUint32(2)
-  const rank = view.getFloat64(6)
+  const seq = view.getUint32(3)
+  const incarnation = view.getUint32(7)
+  const rank = view.getFloat64(11)
   if (!Number.isFinite(rank)) return undefined
   if ((kind === KIND_DATA) !== (seq > 0)) return undefined
-  return { kind, seq, rank, header: bytes.subarray(0, ROOM_HEADER_BYTES), body: bytes.subarray(ROOM_HEADER_BYTES) }
+  return { kind, seq, incarnation, rank, settled: (bytes[2] & FLAG_SETTLED) !== 0, header: bytes.subarray(0, ROOM_HEADER_BYTES), body: bytes.subarray(ROOM_HEADER_BYTES) }
 }
 
-export const ROOM_MESSAGE_VERSION = 2
+/** A rank a settled member admitted a newcomer at, below which that newcomer cannot rank (host.ts). */
+export interface Admission {
+  peerId: string
+  rank: number
+}
+
+/** Longest peer ID an admission or a handoff may name, in UTF-8 bytes (an Ed25519 or RSA peer ID is far shorter). */
+const MAX_PEER_ID_BYTES = 128
+
+/** Most admissions a heartbeat carries. */
+export const MAX_ADMISSIONS = 32
+
+/**
+ * Heartbeat body: up to `MAX_ADMISSIONS` admissions, each a uint8 peer ID length, the peer ID
+ * (UTF-8), and the rank (float64, big-endian). Empty when the sender admitted no newcomer below
+ * its claim lately. Throws `RangeError` for too many admissions or a peer ID that is too long.
+ */
+export function encodeHeartbeat (admissions: Admission[]): Uint8Array {
+  if (admissions.length > MAX_ADMISSIONS) throw new RangeError(`at most ${MAX_ADMISSIONS} admissions`)
+  const ids = admissions.map((a) => encoder.encode(a.peerId))
+  const out = new Uint8Array(ids.reduce((n, id) => n + 1 + id.byteLength + 8, 0))
+  const view = new DataView(out.buffer)
+  let at = 0
+  admissions.forEach((a, i) => {
+    const id = ids[i]
+    if (id.byteLength === 0 || id.byteLength > MAX_PEER_ID_BYTES) throw new RangeError('peer ID length')
+    out[at] = id.byteLength
+    out.set(id, at + 1)
+    view.setFloat64(at + 1 + id.byteLength, a.rank)
+    at += 1 + id.byteLength + 8
+  })
+  return out
+}
+
+/** The admissions of a heartbeat body, or `undefined` if it is not one. Never throws. */
+export function decodeHeartbeat (body: Uint8Array): Admission[] | undefined {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength)
+  const out: Admission[] = []
+  let at = 0
+  while (at < body.byteLength) {
+    if (out.length === MAX_ADMISSIONS) return undefined
+    const len = body[at]
+    if (len === 0 || len > MAX_PEER_ID_BYTES || at + 1 + len + 8 > body.byteLength) return undefined
+    let peerId: string
+    try {
+      peerId = decoder.decode(body.subarray(at + 1, at + 1 + len))
+    } catch {
+      return undefined
+    }
+    const rank = view.getFloat64(at + 1 + len)
+    if (!Number.isFinite(rank)) return undefined
+    out.push({ peerId, rank })
+    at += 1 + len + 8
+  }
+  return out
+}
 
 /** Handoff body: the new host's rank (float64) then its peer ID. */
 export function encodeHandoff (to: string, rank: number): Uint8Array {
@@ -136,8 +217,9 @@ export function encodeHandoff (to: string, rank: number): Uint8Array {
   return out
 }
 
+/** `undefined` for a body that is too short or long, a non-finite rank, or a peer ID that is not UTF-8. Never throws. */
 export function decodeHandoff (body: Uint8Array): { to: string, rank: number } | undefined {
-  if (body.byteLength <= 8 || body.byteLength > 8 + 128) return undefined
+  if (body.byteLength <= 8 || body.byteLength > 8 + MAX_PEER_ID_BYTES) return undefined
   const rank = new DataView(body.buffer, body.byteOffset, body.byteLength).getFloat64(0)
   if (!Number.isFinite(rank)) return undefined
   try {
@@ -159,8 +241,9 @@ export function sealedContext (header: Uint8Array, sender: string, topic: string
  * Frames on the room and history streams name the room (its key) or a sender before a room
  * message: a uint16 length, that many UTF-8 bytes, then the rest.
  *
- * - room frame: label = room key, rest = room message
- * - history request: label = room key, rest = empty
+ * - pairwise frame: label = room topic, rest = room message
+ * - history request: label = room topic, rest = the most messages the requester takes, uint32
+ *   (see `encodeHistoryRequest`)
  * - history response frame: label = original sender's peer ID, rest = room message as it was sent
  */
 export function encodeLabelled (label: string, rest: Uint8Array): Uint8Array {
@@ -173,6 +256,7 @@ export function encodeLabelled (label: string, rest: Uint8Array): Uint8Array {
   return out
 }
 
+/** `undefined` for a frame shorter than its label's length says, or a label that is not UTF-8. Never throws; `rest` is a view of `frame`. */
 export function decodeLabelled (frame: Uint8Array): { label: string, rest: Uint8Array } | undefined {
   if (frame.byteLength < 2) return undefined
   const len = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint16(0)
@@ -182,6 +266,23 @@ export function decodeLabelled (frame: Uint8Array): { label: string, rest: Uint8
   } catch {
     return undefined
   }
+}
+
+/**
+ * A history request for room `topic` (its data topic) from a requester that takes at most
+ * `maxMessages` messages (its `historySize`): the responder sends no more than that, newest last.
+ */
+export function encodeHistoryRequest (topic: string, maxMessages: number): Uint8Array {
+  const rest = new Uint8Array(4)
+  new DataView(rest.buffer).setUint32(0, Math.max(0, Math.min(0xffffffff, Math.floor(maxMessages))))
+  return encodeLabelled(topic, rest)
+}
+
+/** `{ topic, maxMessages }` of a history request, or `undefined` if it is not one. Never throws. */
+export function decodeHistoryRequest (frame: Uint8Array): { topic: string, maxMessages: number } | undefined {
+  const labelled = decodeLabelled(frame)
+  if (labelled === undefined || labelled.rest.byteLength !== 4) return undefined
+  return { topic: labelled.label, maxMessages: new DataView(labelled.rest.buffer, labelled.rest.byteOffset, 4).getUint32(0) }
 }
 
 function concat (a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -3,7 +3,9 @@
  * relay: session types, the host and its handoff, presence, limits and ordering, private rooms,
  * and the backlog for late joiners.
  */
+import { hkdfSync, pbkdf2Sync } from 'node:crypto'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
+import { PRIVATE_ROOM_KDF_ITERATIONS } from '../../src/constants.js'
 import { launchChromium, openTab, relayStatus, waitJoined, waitMessages } from './tabs.js'
 import type { StartOptions } from './fixture/harness.js'
 import type { Tab } from './tabs.js'
@@ -247,6 +249,19 @@ describe('private rooms in Chromium', () => {
     expect(wrongRec.messages).toEqual([])
     expect((await impostor.rec()).messages.filter((m) => m.text.startsWith('sealed'))).toEqual([])
     expect(JSON.stringify(await relayStatus(relayHttp))).not.toContain(name)
+  })
+
+  it('derives the topic with PBKDF2-SHA-256 at 600,000 iterations, as Node computes it, and measures its cost here', async () => {
+    const [a] = await meet(1, `kdf-${Date.now()}`)
+    // the same derivation as node:crypto's PBKDF2 and HKDF: salted with type and name
+    const stretched = pbkdf2Sync('correct horse battery staple', 'p2p-rooms/3/private-room\u0000broadcast\u0000board', PRIVATE_ROOM_KDF_ITERATIONS, 32, 'sha256')
+    const expected = Buffer.from(hkdfSync('sha256', stretched, 'p2p-rooms/3', 'topic', 16)).toString('hex')
+    expect(await a.page.evaluate(async () => window.harness.topicId('board', 'broadcast', 'correct horse battery staple'))).toBe(expected)
+    const costs = await a.page.evaluate(async () => window.harness.kdfCost(5))
+    const sorted = [...costs].sort((x, y) => x - y)
+    console.log(`private room key derivation (PBKDF2-SHA-256, ${PRIVATE_ROOM_KDF_ITERATIONS.toLocaleString('en')} iterations) in Chromium: median ${sorted[2].toFixed(0)} ms, min ${sorted[0].toFixed(0)} ms, max ${sorted[4].toFixed(0)} ms (5 runs)`)
+    // a secret from createRoomSecret(): 128 bits, base64url
+    expect(await a.page.evaluate(() => window.harness.createRoomSecret())).toMatch(/^[A-Za-z0-9_-]{22}$/)
   })
 })
 

@@ -4,22 +4,31 @@
  */
 import { chromium } from 'playwright-core'
 import type { Recorded, StartOptions } from './fixture/harness.js'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
+import type { Browser, BrowserContext, BrowserServer, Page } from 'playwright-core'
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
+/** The only flags this machine needs; nothing else: WebRTC (mDNS host candidates) and timers behave as in users' browsers. */
+const CHROMIUM_ARGS = [
+  // root in a container: no user namespaces for the sandbox
+  '--no-sandbox',
+  '--disable-gpu',
+  // no network beyond this machine: keep Chromium from dialing Google's services
+  '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'
+]
+
 export async function launchChromium (): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    args: [
-      // root in a container: no user namespaces for the sandbox
-      '--no-sandbox',
-      '--disable-gpu',
-      // no network beyond this machine: keep Chromium from dialing Google's services
-      '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'
-      // nothing else: WebRTC (mDNS host candidates) and timers behave as in users' browsers
-    ]
-  })
+  return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS })
+}
+
+/**
+ * A Chromium of its own, as a separate process the test can kill (`server.process().kill('SIGKILL')`),
+ * with a `Browser` connected to it.
+ */
+export async function launchChromiumProcess (): Promise<{ server: BrowserServer, browser: Browser }> {
+  const server = await chromium.launchServer({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS })
+  const browser = await chromium.connect(server.wsEndpoint())
+  return { server, browser }
 }
 
 export interface Tab {

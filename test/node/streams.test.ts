@@ -7,6 +7,7 @@ import { defaultLogger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { streamPair } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
+import { encode } from 'it-length-prefixed'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
 import { isDirect } from '../../src/paths.js'
 import { FrameSender, handleFrames, handleRequests, request } from '../../src/streams.js'
@@ -315,6 +316,51 @@ describe('frame sender backpressure', () => {
     expect(inbox.frames.map((f) => f.frame)).toEqual(sent)
     expect(inbox.frames.every((f) => f.from === local.toString())).toBe(true)
     await sender.close()
+    await unhandle()
+  })
+})
+
+describe('request responder write timeout', () => {
+  it('aborts a response its requester does not read within writeTimeout, and reports it', async () => {
+    // a requester that sent its request and never reads: every write fills its window, which never drains
+    class StalledStream extends EventTarget {
+      status = 'open'
+      readableEnded = false
+      writableNeedsDrain = true
+      protocol = '/test/stalled'
+      sent = 0
+      aborted?: Error
+      send (): boolean { this.sent++; return false }
+      abort (err: Error): void {
+        this.aborted = err
+        this.status = 'aborted'
+        this.dispatchEvent(Object.assign(new Event('close'), { error: err }))
+      }
+      async close (): Promise<void> {}
+    }
+    const remote = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    let handler: StreamHandler | undefined
+    const node = { logger: defaultLogger(), handle: async (_: string, h: StreamHandler) => { handler = h }, unhandle: async () => {} }
+    const timedOut: Array<{ from: string, req: string }> = []
+    const unhandle = await handleRequests(node as unknown as Libp2p, '/test/stalled', async () => Array.from({ length: 100 }, (_, i) => frameOf(1_000, i)), {
+      maxFrameBytes: MAX_FRAME_BYTES,
+      maxFrames: 100,
+      writeTimeout: 300,
+      onWriteTimeout: (from, req) => { timedOut.push({ from, req: new TextDecoder().decode(req) }) }
+    })
+    const stream = new StalledStream()
+    const served = handler!(stream as unknown as Stream, { status: 'open', limits: undefined, multiplexer: '/webrtc', remotePeer: remote } as unknown as Connection)
+    const request = encode.single(text('all of it')).subarray()
+    stream.dispatchEvent(Object.assign(new Event('message'), { data: { subarray: () => request } }))
+    stream.readableEnded = true
+    stream.dispatchEvent(new Event('end'))
+    const started = performance.now()
+    await served
+    expect(performance.now() - started).toBeLessThan(5_000)
+    expect(stream.aborted?.name).toBe('WriteTimeoutError')
+    expect(timedOut).toEqual([{ from: remote.toString(), req: 'all of it' }])
+    // it stopped at the first frame that had to wait
+    expect(stream.sent).toBe(1)
     await unhandle()
   })
 })

@@ -25,6 +25,8 @@ const circuit = (relay: string, peer: string): string => `/ip4/127.0.0.1/tcp/909
 
 interface FakeConnection extends Connection { closed: boolean }
 
+let opened = 0
+
 function conn (peer: string, kind: 'direct' | 'relayed', direction: 'inbound' | 'outbound' = 'outbound'): FakeConnection {
   const c = {
     remotePeer: { toString: () => peer },
@@ -35,6 +37,7 @@ function conn (peer: string, kind: 'direct' | 'relayed', direction: 'inbound' | 
     limits: kind === 'direct' ? undefined : { bytes: 1n },
     closed: false,
     rtt: 5,
+    timeline: { open: ++opened },
     close: vi.fn(async () => { c.closed = true; c.status = 'closed' })
   }
   return c as unknown as FakeConnection

@@ -264,6 +264,66 @@ describe('sequencer', () => {
     expect(seq.nextFlushIn()).toBe(50)
   })
 
+  it('releases the entry held longest, wherever it is, past maxHeldTotal for all senders', () => {
+    const clock = fakeClock()
+    const seq = new Sequencer<string>({ reorderWindow: 500, maxHeld: 16, maxHeldTotal: 3, now: clock.now })
+    seq.push('a', 1, 'a1')
+    seq.push('b', 1, 'b1')
+    seq.push('a', 3, 'a3')
+    clock.advance(1)
+    seq.push('b', 3, 'b3')
+    seq.push('b', 4, 'b4')
+    expect(seq.held.entries).toBe(3)
+    clock.advance(1)
+    // a fourth held entry: a's 3 has waited longest, so it goes now, with 2 as a gap
+    const r = seq.push('b', 6, 'b6')
+    expect(r.deliver.map((d) => d.item)).toEqual(['a3'])
+    expect(r.gaps).toEqual([{ from: 'a', first: 2, last: 2 }])
+    expect(seq.held.entries).toBe(3)
+  })
+
+  it('releases held messages past maxHeldBytes, weighing each with weight()', () => {
+    const seq = new Sequencer<string>({ reorderWindow: 500, maxHeld: 16, maxHeldBytes: 10, weight: (s) => s.length, now: fakeClock().now })
+    seq.push('a', 1, 'x')
+    seq.push('a', 3, 'abcd')
+    seq.push('a', 5, 'efgh')
+    expect(seq.held).toMatchObject({ entries: 2, bytes: 8 })
+    const r = seq.push('a', 7, 'ijkl')
+    expect(r.deliver.map((d) => d.item)).toEqual(['abcd'])
+    expect(seq.held).toMatchObject({ entries: 2, bytes: 8 })
+    // skipped numbers weigh nothing
+    seq.skip('a', 9)
+    expect(seq.held).toMatchObject({ entries: 3, bytes: 8 })
+  })
+
+  it('tracks at most maxSenders senders, releasing what the least recently used one held', () => {
+    const seq = new Sequencer<string>({ reorderWindow: 500, maxHeld: 16, maxSenders: 2, now: fakeClock().now })
+    seq.push('a', 1, 'a1')
+    seq.push('a', 3, 'a3')
+    seq.push('b', 1, 'b1')
+    seq.push('a', 4, 'a4') // a is now the most recently used
+    const r = seq.push('c', 1, 'c1')
+    // b was least recently used: forgotten (it held nothing)
+    expect(seq.expected('b')).toBeUndefined()
+    expect(r.deliver.map((d) => d.item)).toEqual(['c1'])
+    const r2 = seq.push('d', 1, 'd1')
+    // then a: its held 3 and 4 are delivered, 2 reported missing, before it is forgotten
+    expect(r2.deliver.map((d) => d.item)).toEqual(['a3', 'a4', 'd1'])
+    expect(r2.gaps).toEqual([{ from: 'a', first: 2, last: 2 }])
+    expect(seq.held).toMatchObject({ entries: 0, senders: 2 })
+  })
+
+  it('retires a sender that restarted: releases what it held, then takes its next number as a new baseline', () => {
+    const { seq } = setup()
+    seq.push('a', 1, 'one')
+    seq.push('a', 4, 'four')
+    const r = seq.retire('a')
+    expect(seqs(r)).toEqual([4])
+    expect(r.gaps).toEqual([{ from: 'a', first: 2, last: 3 }])
+    expect(seq.held.entries).toBe(0)
+    expect(seqs(seq.push('a', 1, 'one again'))).toEqual([1])
+  })
+
   it('rejects a negative reorderWindow and a maxHeld that is not an integer >= 0', () => {
     expect(() => new Sequencer({ reorderWindow: -1, maxHeld: 1 })).toThrow(RangeError)
     expect(() => new Sequencer({ reorderWindow: 1, maxHeld: -1 })).toThrow(RangeError)

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { MAX_ANNOUNCED_ADDRS, MAX_ANNOUNCEMENT_BYTES } from '../../src/constants.js'
 import {
   KIND_DATA, KIND_HEARTBEAT, ROOM_HEADER_BYTES, decodeAnnouncement, decodeHandoff, decodeLabelled, decodeRoomMessage, encodeAnnouncement,
-  encodeHandoff, encodeLabelled, encodeRoomMessage, roomTopics
+  decodeHistoryRequest, encodeHandoff, encodeHistoryRequest, encodeLabelled, encodeRoomMessage, roomTopics
 } from '../../src/wire.js'
 
 const self = '12D3KooWSelf'
@@ -32,18 +32,20 @@ describe('wire announcement', () => {
 })
 
 describe('wire room message', () => {
-  it('carries version, kind, seq and rank before the body, and reads them back', () => {
-    const bytes = encodeRoomMessage({ kind: KIND_DATA, seq: 7, rank: 1_700_000_000_123.5 }, new Uint8Array([7, 8]))
+  it('carries version, kind, flags, seq, incarnation and rank before the body, and reads them back', () => {
+    const bytes = encodeRoomMessage({ kind: KIND_DATA, seq: 7, incarnation: 0xdeadbeef, rank: 1_700_000_000_123.5, settled: true }, new Uint8Array([7, 8]))
     expect(bytes.byteLength).toBe(ROOM_HEADER_BYTES + 2)
-    expect([...bytes.subarray(0, 6)]).toEqual([2, KIND_DATA, 0, 0, 0, 7])
+    expect([...bytes.subarray(0, 11)]).toEqual([3, KIND_DATA, 1, 0, 0, 0, 7, 0xde, 0xad, 0xbe, 0xef])
     const decoded = decodeRoomMessage(bytes)
-    expect(decoded).toMatchObject({ kind: KIND_DATA, seq: 7, rank: 1_700_000_000_123.5 })
+    expect(decoded).toMatchObject({ kind: KIND_DATA, seq: 7, incarnation: 0xdeadbeef, rank: 1_700_000_000_123.5, settled: true })
+    expect(decodeRoomMessage(encodeRoomMessage({ kind: KIND_HEARTBEAT, seq: 0, incarnation: 1, rank: 1, settled: false }, new Uint8Array(0)))?.settled).toBe(false)
     expect([...(decoded?.body ?? [])]).toEqual([7, 8])
     expect([...(decoded?.header ?? [])]).toEqual([...bytes.subarray(0, ROOM_HEADER_BYTES)])
   })
 
   it('rejects unknown versions and kinds, truncated headers, data without a seq and control with one', () => {
-    const good = encodeRoomMessage({ kind: KIND_DATA, seq: 1, rank: 1 }, new Uint8Array(0))
+    const h = { incarnation: 1, settled: false }
+    const good = encodeRoomMessage({ ...h, kind: KIND_DATA, seq: 1, rank: 1 }, new Uint8Array(0))
     const other = good.slice()
     other[0] = 1
     expect(decodeRoomMessage(other)).toBeUndefined()
@@ -51,9 +53,13 @@ describe('wire room message', () => {
     kind[1] = 9
     expect(decodeRoomMessage(kind)).toBeUndefined()
     expect(decodeRoomMessage(good.subarray(0, ROOM_HEADER_BYTES - 1))).toBeUndefined()
-    expect(decodeRoomMessage(encodeRoomMessage({ kind: KIND_DATA, seq: 0, rank: 1 }, new Uint8Array(0)))).toBeUndefined()
-    expect(decodeRoomMessage(encodeRoomMessage({ kind: KIND_HEARTBEAT, seq: 3, rank: 1 }, new Uint8Array(0)))).toBeUndefined()
-    expect(decodeRoomMessage(encodeRoomMessage({ kind: KIND_HEARTBEAT, seq: 0, rank: Number.NaN }, new Uint8Array(0)))).toBeUndefined()
+    // version 2, the header before incarnations, is another version
+    const v2 = good.slice()
+    v2[0] = 2
+    expect(decodeRoomMessage(v2)).toBeUndefined()
+    expect(decodeRoomMessage(encodeRoomMessage({ ...h, kind: KIND_DATA, seq: 0, rank: 1 }, new Uint8Array(0)))).toBeUndefined()
+    expect(decodeRoomMessage(encodeRoomMessage({ ...h, kind: KIND_HEARTBEAT, seq: 3, rank: 1 }, new Uint8Array(0)))).toBeUndefined()
+    expect(decodeRoomMessage(encodeRoomMessage({ ...h, kind: KIND_HEARTBEAT, seq: 0, rank: Number.NaN }, new Uint8Array(0)))).toBeUndefined()
   })
 
   it('round-trips a handoff and refuses a truncated one', () => {
@@ -67,6 +73,16 @@ describe('wire room message', () => {
     expect(back?.label).toBe('/p2p-rooms/2/room/pairwise/x')
     expect([...(back?.rest ?? [])]).toEqual([1, 2, 3])
     expect(decodeLabelled(frame.subarray(0, 4))).toBeUndefined()
+  })
+
+  it('asks for a backlog with the most messages the requester takes, and refuses anything else', () => {
+    const req = encodeHistoryRequest('/p2p-rooms/2/room/broadcast/x', 100)
+    expect(decodeHistoryRequest(req)).toEqual({ topic: '/p2p-rooms/2/room/broadcast/x', maxMessages: 100 })
+    expect(decodeHistoryRequest(encodeHistoryRequest('t', 1e12))?.maxMessages).toBe(0xffffffff)
+    // the request of version 2 carried nothing after the topic
+    expect(decodeHistoryRequest(encodeLabelled('t', new Uint8Array(0)))).toBeUndefined()
+    expect(decodeHistoryRequest(encodeLabelled('t', new Uint8Array(5)))).toBeUndefined()
+    expect(decodeHistoryRequest(new Uint8Array([0xff]))).toBeUndefined()
   })
 
   it('gives a room distinct discovery and data topics, per session type', () => {
