@@ -11,6 +11,7 @@ import {
 } from './constants.js'
 import { DirectLinks } from './direct.js'
 import { InvalidRoomNameError, InvalidRoomOptionsError, NoRelaysError, RoomClosedError } from './errors.js'
+import { FileService } from './files/service.js'
 import { resolveIceServers } from './ice.js'
 import { resolveIdentity } from './identity.js'
 import { roomNodeConfig } from './node-config.js'
@@ -41,6 +42,8 @@ export class RoomNodeImpl implements RoomNode {
   private readonly joined = new Map<string, RoomImpl>()
   private readonly abort = new AbortController()
   private readonly frames: FrameSender
+  /** Files in every room (src/files/): one protocol handler, one chunk store. */
+  private readonly files: FileService
   private started = false
   private stopped = false
 
@@ -54,6 +57,12 @@ export class RoomNodeImpl implements RoomNode {
     this.startedAt = startedAt
     this.log = libp2p.logger.forComponent('p2p-rooms:node')
     this.frames = new FrameSender(libp2p, ROOM_PROTOCOL, { maxFrameBytes: HARD_MAX_FRAME_BYTES, signal: this.abort.signal })
+    this.files = new FileService({
+      logger: libp2p.logger,
+      handle: async (protocol, handler, opts) => { await libp2p.handle(protocol, handler, opts) },
+      unhandle: async (protocol) => { await libp2p.unhandle(protocol) },
+      links
+    }, options)
   }
 
   /** Registers the protocols every room shares and starts routing events to the rooms. Idempotent. */
@@ -83,6 +92,7 @@ export class RoomNodeImpl implements RoomNode {
       const room = labelled === undefined ? undefined : this.joined.get(labelled.label)
       return room?.backlogFor(from) ?? []
     }, { maxFrameBytes: HARD_MAX_FRAME_BYTES, maxFrames: MAX_HISTORY_FRAMES })
+    await this.files.start()
   }
 
   get peerId (): string {
@@ -114,7 +124,8 @@ export class RoomNodeImpl implements RoomNode {
       sendFrame: async (peer, frame) => { await this.frames.send(peer, frame) },
       sendFrameNow: (peer, frame) => this.frames.sendNow(peer, frame),
       requestHistory: async (peer, req, signal) => request(this.libp2p, peer, HISTORY_PROTOCOL, req, { maxFrameBytes: HARD_MAX_FRAME_BYTES, maxFrames: MAX_HISTORY_FRAMES, signal }),
-      onLeft: (r) => { if (this.joined.get(r.topics.room) === r) this.joined.delete(r.topics.room) }
+      onLeft: (r) => { if (this.joined.get(r.topics.room) === r) this.joined.delete(r.topics.room) },
+      files: this.files
     })
     this.joined.set(room.topics.room, room)
     room.start()
@@ -162,6 +173,7 @@ export class RoomNodeImpl implements RoomNode {
     const { pubsub } = this.libp2p.services
     this.abort.abort(new RoomClosedError('the room node was stopped'))
     await Promise.all([...this.joined.values()].map(async (r) => { await r.leave() }))
+    await this.files.stop()
     pubsub.removeEventListener('message', this.onPubsubMessage)
     pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
     await this.libp2p.stop()

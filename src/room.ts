@@ -16,6 +16,10 @@ import {
   encodeHandoff, encodeLabelled, roomTopics
 } from './wire.js'
 import type { DirectLinkEvents, DirectLinks } from './direct.js'
+// files (issue 10): the room's file session, see src/files/
+import type { FileService } from './files/service.js'
+import type { RoomFileSession } from './files/room-files.js'
+import type { FileTransfer, SendFileOptions, SharedFile } from './files/types.js'
 import type { MeetingPhase, MeetingTimeline, ResolvedRoomNodeOptions, RoomEvents, Room, RoomPeer, RoomPeerStats, LeaveReason, PublishResult, SessionType, RoomStats } from './index.js'
 import type { Delivery, OpenedMessage } from './room-messages.js'
 import type { Release } from './sequence.js'
@@ -47,6 +51,8 @@ export interface RoomContext {
   requestHistory: (peer: string, request: Uint8Array, signal: AbortSignal) => Promise<Uint8Array[]>
   /** Called once the room is left. */
   onLeft: (room: RoomImpl) => void
+  /** The node's file service (src/files/): the room's files attach to it. */
+  files: Pick<FileService, 'attach'>
 }
 
 /** A room's own settings, resolved from `joinRoom`'s options. */
@@ -112,6 +118,8 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   private readonly startedAt = performance.now()
   private started = false
   private closed = false
+  /** Files sent, received and shared in this room (src/files/). */
+  readonly files: RoomFileSession
 
   constructor (name: string, settings: RoomSettings, ctx: RoomContext) {
     super()
@@ -129,6 +137,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
       historySize: settings.type === 'pairwise' ? 0 : settings.historySize,
       key: settings.secret?.key
     })
+    this.files = ctx.files.attach(this)
   }
 
   get self (): string {
@@ -233,6 +242,15 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     this.electHost()
   }
 
+  // files (src/files/): the room delegates
+  sendFile (peerId: string, file: Blob, options?: SendFileOptions): FileTransfer {
+    return this.files.sendFile(peerId, file, options)
+  }
+
+  async shareFile (file: Blob, options?: SendFileOptions): Promise<SharedFile> {
+    return this.files.shareFile(file, options)
+  }
+
   /**
    * The page is going away: tell every member we can reach right now, and the relay, that we
    * left, so they hear `'left'` at once rather than after the presence timeout. Nothing here
@@ -256,6 +274,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     clearTimeout(this.flushTimer)
     clearTimeout(this.replyTimer)
     this.abort.abort(new RoomClosedError(`room "${this.name}" was left`))
+    this.files.close()
     const { links, pubsub } = this.ctx
     links.removeEventListener('peer:direct', this.onDirect)
     links.removeEventListener('peer:drop', this.onDrop)
