@@ -107,10 +107,25 @@ export class OpfsStore implements FileStore {
 
   async open (key: string, size: number, chunkSize: number, count: number): Promise<KeptFile> {
     try {
-      const { entry, value: kept, release } = await openLocked(key, async (entry) => this.call<Uint8Array>({ op: 'open', entry, count }))
+      const { entry, value: kept, release } = await openLocked(key, async (entry) => this.openEntry(entry, count))
       return this.kept(entry, kept, size, chunkSize, release)
     } catch (err) {
       throw storageError(err, `could not open ${key} in OPFS`)
+    }
+  }
+
+  /**
+   * Opens the entry's access handles. A page that just reloaded may find them still held by the
+   * old page's worker for a moment (`NoModificationAllowedError`): it asks again, for up to 2 s.
+   */
+  private async openEntry (entry: string, count: number): Promise<Uint8Array> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.call<Uint8Array>({ op: 'open', entry, count })
+      } catch (err) {
+        if (attempt >= 10 || !String((err as Error).message).includes('NoModificationAllowedError')) throw err
+        await new Promise((resolve) => setTimeout(resolve, 200))
+      }
     }
   }
 

@@ -18,6 +18,8 @@ export interface Servable {
   onSent?: (index: number, bytes: number) => void
   /** Fault injection for tests: whether to flip a byte of chunk `index` this time. */
   corrupt?: (index: number) => boolean
+  /** Stops serving this file's streams (its receiver dropped or left: it asks again when back). */
+  signal?: AbortSignal
 }
 
 /** Chunks a fetcher may have asked for and not been sent yet: its window, with room to spare. */
@@ -33,7 +35,8 @@ export async function serveManifest (stream: Stream, s: Servable): Promise<void>
  * closes its end and every chunk asked for was sent. Without `s` (we do not offer that file to
  * the fetcher) every chunk asked for is answered as missing.
  */
-export async function serveChunks (stream: Stream, frames: AsyncIterable<Uint8Array>, s: Servable | undefined, signal: AbortSignal): Promise<void> {
+export async function serveChunks (stream: Stream, frames: AsyncIterable<Uint8Array>, s: Servable | undefined, nodeSignal: AbortSignal): Promise<void> {
+  const signal = s?.signal === undefined ? nodeSignal : AbortSignal.any([nodeSignal, s.signal])
   const queue: number[] = []
   let ended = false
   let failure: Error | undefined

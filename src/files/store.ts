@@ -95,25 +95,33 @@ export class MemoryStore implements FileStore {
 
 /**
  * Holds the Web Lock of entry `name` until `release` is called or the page goes away; resolves
- * with `undefined` if another page holds it. Without Web Locks (Node, insecure origins) every
- * entry counts as ours.
+ * with `undefined` if another page still holds it after `waitMs` (a reload's new page may ask
+ * before the old page has let go). Without Web Locks (Node, insecure origins) every entry counts
+ * as ours.
  */
-export async function lockEntry (name: string): Promise<{ release: () => void } | undefined> {
+export async function lockEntry (name: string, waitMs: number): Promise<{ release: () => void } | undefined> {
   const locks = (globalThis.navigator as Navigator | undefined)?.locks
   if (locks === undefined) return { release: () => {} }
   return new Promise((resolve, reject) => {
     let release = (): void => {}
     const held = new Promise<void>((resolve) => { release = resolve })
-    locks.request(FILE_LOCK_PREFIX + name, { ifAvailable: true }, async (lock) => {
+    const options: LockOptions = waitMs > 0 ? { signal: AbortSignal.timeout(waitMs) } : { ifAvailable: true }
+    locks.request(FILE_LOCK_PREFIX + name, options, async (lock) => {
       if (lock === null) {
         resolve(undefined)
         return
       }
       resolve({ release })
       await held
-    }).catch(reject)
+    }).catch((err: Error) => {
+      if (err.name === 'AbortError' || err.name === 'TimeoutError') resolve(undefined)
+      else reject(err)
+    })
   })
 }
+
+/** How long a page waits for a kept file's lock before using an entry of its own, in ms. */
+const LOCK_WAIT_MS = 1_000
 
 /** Names of entries whose lock some page of this origin holds. */
 export async function lockedEntries (): Promise<Set<string>> {
@@ -132,10 +140,10 @@ export async function lockedEntries (): Promise<Set<string>> {
  */
 export async function openLocked<T> (key: string, open: (entry: string) => Promise<T>): Promise<{ entry: string, value: T, release: () => void }> {
   let entry = key
-  let lock = await lockEntry(entry)
+  let lock = await lockEntry(entry, LOCK_WAIT_MS)
   if (lock === undefined) {
     entry = `${key}~${Math.random().toString(36).slice(2, 10)}`
-    lock = await lockEntry(entry)
+    lock = await lockEntry(entry, 0)
     if (lock === undefined) throw new FileStorageError(`could not lock a storage entry for ${key}`)
   }
   try {

@@ -103,6 +103,7 @@ export class OutgoingTransfer extends Progressing implements FileTransfer {
   manifest?: Manifest
   private readonly init: OutgoingInit
   private readonly abort = new AbortController()
+  private serving = new AbortController()
   private resolve!: (v: { sha256: string }) => void
   private reject!: (e: Error) => void
   private sent?: Uint8Array
@@ -146,8 +147,15 @@ export class OutgoingTransfer extends Progressing implements FileTransfer {
       blob: this.init.blob,
       manifest: this.manifest,
       onSent: (index, bytes) => { this.onSent(index, bytes) },
-      corrupt: (index) => this.corruptOnce.delete(index)
+      corrupt: (index) => this.corruptOnce.delete(index),
+      signal: this.serving.signal
     }
+  }
+
+  /** Ends the streams serving the receiver: it dropped or left, and asks again for what it lacks once back. */
+  private stopServing (): void {
+    this.serving.abort(new Error(`${this.to} dropped or left`))
+    this.serving = new AbortController()
   }
 
   cancel (): void {
@@ -168,6 +176,7 @@ export class OutgoingTransfer extends Progressing implements FileTransfer {
   /** The receiver left (a reload, a crash): wait for it for `resumeWindow`. */
   onLeave (): void {
     if (this.ended) return
+    this.stopServing()
     this.setState('resuming')
     this.resumeTimer ??= setTimeout(() => {
       this.fail(new PeerNotFoundError(`${this.to} left the room and did not come back within ${this.init.host.resumeWindow} ms`))
@@ -175,6 +184,7 @@ export class OutgoingTransfer extends Progressing implements FileTransfer {
   }
 
   onDrop (): void {
+    this.stopServing()
     if (this.state === 'sending') this.setState('resuming')
   }
 
@@ -257,6 +267,7 @@ export class OutgoingTransfer extends Progressing implements FileTransfer {
   private finish (): void {
     clearTimeout(this.resumeTimer)
     clearTimeout(this.retryTimer)
+    this.serving.abort(new Error('the transfer ended'))
     this.abort.abort(new FileCancelledError('the transfer ended', 'local'))
     this.init.onEnd()
   }

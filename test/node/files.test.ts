@@ -75,4 +75,30 @@ describe('files between Node peers', () => {
     expect(offer.bySource[b.node.peerId]).toBeGreaterThan(0)
     expect(offer.bySource[a.node.peerId] + offer.bySource[b.node.peerId]).toBe(bytes.byteLength)
   })
+
+  it('continues after the direct connection drops, sending only what was missing', async () => {
+    const [a, b] = await meet(2, 'file-heal')
+    const bytes = new Uint8Array(randomBytes(40 * FILE_CHUNK_BYTES))
+    const offered = nextEvent(b.room, 'file')
+    const transfer = a.room.sendFile(b.node.peerId, new Blob([bytes]))
+    let sentAtDrop: number | undefined
+    transfer.addEventListener('progress', (e) => {
+      if (sentAtDrop !== undefined || e.detail.bytes < 0.4 * e.detail.total) return
+      sentAtDrop = transfer.sentBytes
+      for (const conn of a.node.libp2p.getConnections(b.node.libp2p.peerId)) conn.abort(new Error('simulated network loss'))
+    })
+    const incoming = await offered
+    const states: Array<{ state: string, bytes: number }> = []
+    incoming.addEventListener('state', (e) => { states.push({ state: e.detail.state, bytes: incoming.bytes }) })
+    const file = await incoming.accept()
+    await transfer.done
+    expect(sha256(new Uint8Array(await file.arrayBuffer()))).toBe(sha256(bytes))
+    // it resumed: receiving, resuming, receiving again, done
+    const resumedAt = states.findIndex((s, i) => s.state === 'receiving' && states[i - 1]?.state === 'resuming')
+    expect(resumedAt).toBeGreaterThan(0)
+    const verifiedBeforeResume = states[resumedAt].bytes
+    const sentAfterDrop = transfer.sentBytes - (sentAtDrop as number)
+    console.log(`drop at ${sentAtDrop} sent bytes; ${verifiedBeforeResume} verified before resuming; ${sentAfterDrop} sent after the drop`)
+    expect(sentAfterDrop).toBeLessThanOrEqual(bytes.byteLength - verifiedBeforeResume + FILE_CHUNK_BYTES)
+  })
 })
