@@ -332,7 +332,11 @@ export class DirectLinks extends TypedEventEmitter<DirectLinkEvents> implements 
     const direct = this.components.getConnections(peerId).filter(isDirect)
     if (direct.length < 2) return false
     const keepOurs = this.weDial(peerId, link?.startedAt)
-    const keep = direct.find((c) => (c.direction === 'outbound') === keepOurs) ?? direct[0]
+    // of those the rule's dialer opened, the newest (libp2p lists a peer's connections in the
+    // order they opened): a dialer dials only once it has no direct connection, so a second one
+    // in the same direction means the first died on its side, though not yet on ours (a WebRTC
+    // peer that closed its end may not tell us for as long as ICE consent takes to fail)
+    const keep = direct.filter((c) => (c.direction === 'outbound') === keepOurs).at(-1) ?? direct.at(-1)
     for (const c of direct) {
       if (c !== keep) {
         this.log('closing a second direct connection to %s', peerId)
