@@ -7,7 +7,7 @@ export default defineConfig({
         // our own pure logic: fast and deterministic, no network
         test: {
           name: 'unit',
-          include: ['test/src/**/*.test.ts', 'test/relay/**/*.unit.test.ts'],
+          include: ['test/src/**/*.test.ts', 'test/relay/**/*.unit.test.ts', 'test/web/**/*.test.ts'],
           setupFiles: ['relay/src/polyfill.ts']
         }
       },

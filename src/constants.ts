@@ -55,7 +55,7 @@ export const MAX_ANNOUNCED_ADDRS = 16
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 
 /** Session type of a room when `joinRoom` names none. */
-export const DEFAULT_SESSION_TYPE = 'broadcast'
+export const DEFAULT_SESSION_TYPE = 'broadcast' as const
 
 /** How often a member tells the others it is present (a heartbeat over the room topic), in ms. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 2_000
@@ -138,6 +138,9 @@ export const SESSION_TYPES = ['broadcast', 'one-way', 'pairwise'] as const
 
 /** Which key a node uses when it is given none: one per browser tab, kept across its reloads. */
 export const DEFAULT_IDENTITY = 'tab'
+
+/** The kinds of identity a node can ask for (see `IdentityKind`). */
+export const IDENTITY_KINDS = ['tab', 'persistent', 'ephemeral'] as const
 
 /** sessionStorage key of a tab's private key (libp2p protobuf, base64): per tab, survives its reloads. */
 export const TAB_IDENTITY_STORAGE_KEY = 'p2p-rooms:peer-key'

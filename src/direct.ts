@@ -28,13 +28,19 @@ import type { TypedEventTarget } from 'main-event'
 /** The phases of reaching a peer that this component sees; rooms add their own (see `MeetingPhase`). */
 export type LinkPhase = 'dialStarted' | 'relayed' | 'signaled' | 'connected' | 'identified'
 
-/** Dial counters of a peer, since it was first wanted. */
+/** Dial counters of a peer, since it was first wanted, and how its direct connection runs. */
 export interface LinkStats {
   dialAttempts: number
   dialSuccesses: number
   dialFailures: number
   /** `name: message` of the last failed dial. */
   lastError?: string
+  /**
+   * The local ICE candidate type of the direct connection's selected candidate pair: `'host'`
+   * (same host or LAN), `'srflx'`/`'prflx'` (through a NAT, found by STUN or by the peer),
+   * `'relay'` (through a TURN server). Read from WebRTC's stats shortly after the connection opens.
+   */
+  candidateType?: RTCIceCandidateType
 }
 
 export interface DirectLinkEvents {
@@ -95,6 +101,25 @@ interface Link {
   stats: LinkStats
   /** `performance.now()` when each phase was first reached */
   phases: Partial<Record<LinkPhase, number>>
+}
+
+/**
+ * The RTCPeerConnection under a direct libp2p connection. @libp2p/webrtc keeps it on the
+ * connection's multiaddr connection, which libp2p does not expose: read defensively.
+ */
+export function peerConnectionOf (conn: Connection): RTCPeerConnection | undefined {
+  const pc = (conn as unknown as { maConn?: { peerConnection?: RTCPeerConnection } }).maConn?.peerConnection
+  return typeof pc?.getStats === 'function' ? pc : undefined
+}
+
+/** The local candidate type of the selected ICE candidate pair of `pc`, if its stats say. */
+export async function selectedCandidateType (pc: RTCPeerConnection): Promise<RTCIceCandidateType | undefined> {
+  const stats = new Map<string, any>()
+  ;(await pc.getStats()).forEach((s: any) => stats.set(s.id, s))
+  const all = [...stats.values()]
+  const transport = all.find((s) => s.type === 'transport' && s.selectedCandidatePairId !== undefined)
+  const pair = stats.get(transport?.selectedCandidatePairId) ?? all.find((s) => s.type === 'candidate-pair' && s.nominated === true && s.state === 'succeeded')
+  return stats.get(pair?.localCandidateId)?.candidateType
 }
 
 export class DirectLinks extends TypedEventEmitter<DirectLinkEvents> implements Startable {
@@ -319,6 +344,7 @@ export class DirectLinks extends TypedEventEmitter<DirectLinkEvents> implements 
     if (link !== undefined) {
       clearTimeout(link.takeover)
       link.takeover = undefined
+      void this.readCandidateType(link, conn)
     }
     if (this.closeDuplicate(peerId, link)) return
     this.safeDispatchEvent('peer:direct', { detail: { peerId, connection: conn } })
@@ -344,6 +370,17 @@ export class DirectLinks extends TypedEventEmitter<DirectLinkEvents> implements 
       }
     }
     return true
+  }
+
+  private async readCandidateType (link: Link, conn: Connection): Promise<void> {
+    const pc = peerConnectionOf(conn)
+    if (pc === undefined) return
+    try {
+      const type = await selectedCandidateType(pc)
+      if (type !== undefined && this.links.get(link.peerId) === link) link.stats.candidateType = type
+    } catch (err) {
+      this.log('no ICE stats for %s - %e', link.peerId, err)
+    }
   }
 
   private readonly onConnectionClose = (evt: CustomEvent<Connection>): void => {

@@ -11,14 +11,14 @@
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import {
-  IDENTITY_LOCK_PREFIX, IDENTITY_LOCK_WAIT_MS, PERSISTENT_IDENTITY_DB, PERSISTENT_IDENTITY_KEY,
+  IDENTITY_KINDS, IDENTITY_LOCK_PREFIX, IDENTITY_LOCK_WAIT_MS, PERSISTENT_IDENTITY_DB, PERSISTENT_IDENTITY_KEY,
   PERSISTENT_IDENTITY_STORE, TAB_IDENTITY_STORAGE_KEY
 } from './constants.js'
 import { InvalidIdentityError } from './errors.js'
 import type { IdentityKind, RoomNodeIdentity } from './index.js'
 import type { PrivateKey } from '@libp2p/interface'
 
-const KINDS: readonly IdentityKind[] = ['tab', 'persistent', 'ephemeral']
+const KINDS: readonly IdentityKind[] = IDENTITY_KINDS
 
 /** The browser APIs identities are kept with; each is absent in Node and in some browser contexts. */
 export interface IdentityEnvironment {

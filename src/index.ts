@@ -29,7 +29,7 @@ import { DEFAULT_FILE_RESUME_WINDOW_MS, DEFAULT_FILE_STORAGE, DEFAULT_KEPT_FILE_
 import type { FileStorage } from './files/service.js'
 import type { RoomFileEvents, RoomFiles } from './files/types.js'
 import { startRoomNode } from './room-node.js'
-import type { SESSION_TYPES } from './constants.js'
+import type { IDENTITY_KINDS, SESSION_TYPES } from './constants.js'
 import type { RoomNodeServices } from './node-config.js'
 import type { PeerPath } from './paths.js'
 import type { DropReason } from './room-messages.js'
@@ -39,7 +39,7 @@ import type { TypedEventTarget } from 'main-event'
 
 export { InvalidRoomNameError, MessageTooLargeError, NoRelaysError, RelayDialError, RoomClosedError } from './errors.js'
 export type { RelayDialFailure } from './errors.js'
-export { MAX_ROOM_NAME_LENGTH, SESSION_TYPES } from './constants.js'
+export { IDENTITY_KINDS, MAX_ROOM_NAME_LENGTH, SESSION_TYPES } from './constants.js'
 export { InvalidRoomOptionsError, NotHostError, PeerNotFoundError, RateLimitedError, SessionTypeError } from './errors.js'
 export type { DropReason } from './room-messages.js'
 export { IceServersFetchError } from './errors.js'
@@ -129,7 +129,7 @@ export interface RoomNodeInit {
 }
 
 /** Where a node's key is kept: per browser tab, per browser profile, or nowhere. */
-export type IdentityKind = 'tab' | 'persistent' | 'ephemeral'
+export type IdentityKind = typeof IDENTITY_KINDS[number]
 
 /** The key a node ended up with. */
 export interface RoomNodeIdentity {
@@ -215,6 +215,11 @@ export interface RoomPeerStats {
   lastError?: string
   /** Last round-trip time over the direct connection (libp2p's connection monitor), in ms. */
   rttMs?: number
+  /**
+   * The local ICE candidate type of the direct connection's selected candidate pair: `'host'`
+   * (same host or LAN), `'srflx'` or `'prflx'` (through a NAT), `'relay'` (through TURN).
+   */
+  candidateType?: RTCIceCandidateType
   /** Time since its last heartbeat or message, in ms. */
   lastHeardMs?: number
   /** When each phase of meeting this peer was first reached, in ms since we joined the room. */

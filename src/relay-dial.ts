@@ -3,6 +3,7 @@
  * once; the first connection wins. A failure says what happened in plain words (`RelayDialError`
  * and its `reason`), not a browser `Event` or an empty `AggregateError`.
  */
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { RelayDialError } from './errors.js'
 import type { RelayDialFailure } from './errors.js'
@@ -22,8 +23,14 @@ export function parseRelayAddrs (relays: string[]): Multiaddr[] {
     } catch (err: any) {
       throw new RelayDialError('bad-address', `the relay address ${JSON.stringify(r)} is not a multiaddr: ${err?.message ?? err}`)
     }
-    if (ma.getComponents().at(-1)?.name !== 'p2p') {
+    const last = ma.getComponents().at(-1)
+    if (last?.name !== 'p2p' || last.value === undefined) {
       throw new RelayDialError('bad-address', `the relay address ${r} does not end in /p2p/<relay peer ID>`)
+    }
+    try {
+      peerIdFromString(last.value)
+    } catch (err: any) {
+      throw new RelayDialError('bad-address', `the relay address ${r} ends in ${last.value}, which is not a peer ID: ${err?.message ?? err}`)
     }
     return ma
   })

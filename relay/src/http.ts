@@ -1,6 +1,7 @@
 /**
  * The relay's HTTP endpoint, on its own port, off unless `--http` is given:
  *
+ * - `GET /`: the admin page for operators (admin-page.ts), or its data to `Accept: application/json`;
  * - `GET /metrics`: Prometheus text format (libp2p's metrics and the relay's, metrics.ts);
  * - `GET /status`: JSON, `RelayStatus` (counts only: never a room name or topic);
  * - `GET /healthz`: `ok` while the relay runs;
@@ -12,6 +13,7 @@
  * proxy (relay/README.md).
  */
 import { createServer } from 'node:http'
+import { createAdminPage } from './admin-page.js'
 import { iceServers } from './turn.js'
 import type { Relay } from './index.js'
 import type { IceServersInit } from './turn.js'
@@ -33,6 +35,8 @@ export interface HttpEndpoint {
 }
 
 export async function startHttp (relay: Relay, init: HttpInit): Promise<HttpEndpoint> {
+  const admin = createAdminPage(relay)
+  admin.start()
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://relay').pathname
     const reply = async (): Promise<void> => {
@@ -44,6 +48,8 @@ export async function startHttp (relay: Relay, init: HttpInit): Promise<HttpEndp
         send(res, 200, relay.registry.contentType, await relay.registry.metrics())
       } else if (path === '/status') {
         send(res, 200, 'application/json', JSON.stringify(await relay.status()))
+      } else if (path === '/') {
+        await admin.handle(req, res)
       } else if (path === '/healthz') {
         send(res, 200, 'text/plain', 'ok\n')
       } else {
@@ -60,7 +66,7 @@ export async function startHttp (relay: Relay, init: HttpInit): Promise<HttpEndp
   const hostPart = address.includes(':') ? `[${address}]` : address
   return {
     url: `http://${hostPart}:${bound}`,
-    close: async () => { await new Promise<void>((resolve) => { server.close(() => { resolve() }); server.closeAllConnections() }) }
+    close: async () => { admin.stop(); await new Promise<void>((resolve) => { server.close(() => { resolve() }); server.closeAllConnections() }) }
   }
 }
 

@@ -15,6 +15,10 @@ let browser: Browser
 beforeAll(async () => { browser = await launchChromium() })
 afterAll(async () => { await browser?.close() })
 
+/**
+ * `n` tabs opened together, each in its own browser context, with Chromium's own WebRTC behaviour
+ * (mDNS host candidates) and timers: what users do when they open a link in several tabs.
+ */
 async function meetInRoom (n: number, room: string): Promise<Tab[]> {
   const tabs = await Promise.all(Array.from({ length: n }, async () => openTab(browser, fixtureUrl, relayAddr, room)))
   const ids = tabs.map((t) => t.peerId)
@@ -54,6 +58,9 @@ async function expectAllDirect (tabs: Tab[]): Promise<void> {
     const peers = await t.page.evaluate(() => window.harness.peers())
     expect(peers.map((p) => p.peerId).sort()).toEqual(tabs.filter((o) => o !== t).map((o) => o.peerId).sort())
     expect(peers.every((p) => p.path === 'direct')).toBe(true)
+    // tabs of one machine reach each other on a host candidate (an mDNS name in Chromium)
+    await expect.poll(async () => Object.values((await t.page.evaluate(() => window.harness.stats()))?.peers ?? {}).map((p) => p.candidateType), { timeout: 10_000 })
+      .toEqual(tabs.slice(1).map(() => 'host'))
     for (const o of tabs) {
       if (o === t) continue
       const conns = await t.page.evaluate((id) => window.harness.connections(id), o.peerId)

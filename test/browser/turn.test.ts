@@ -76,6 +76,8 @@ describe('TURN (coturn)', () => {
         expect(p.remote).toMatchObject({ type: 'relay', address: coturn.ip })
       }
       rtcBytes.push(...pairs.map((p) => `${p.bytesSent}/${p.bytesReceived}`))
+      // and room.stats() says so
+      expect((await t.page.evaluate(() => window.harness.stats()))?.peers[other.peerId].candidateType).toBe('relay')
       expect(pairs.some((p) => p.bytesSent > MESSAGES * MESSAGE_BYTES && p.bytesReceived > MESSAGES * MESSAGE_BYTES)).toBe(true)
     }
 

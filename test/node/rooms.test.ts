@@ -239,6 +239,7 @@ describe('room node errors', () => {
     await expect(createRoomNode({ relays: [wrongPeer], reservationTimeout: 5000 })).rejects.toMatchObject({ name: 'RelayDialError', reason: 'wrong-peer' })
     await expect(createRoomNode({ relays: ['/ip4/127.0.0.1/tcp/1/ws'] })).rejects.toMatchObject({ name: 'RelayDialError', reason: 'bad-address' })
     await expect(createRoomNode({ relays: ['not a multiaddr'] })).rejects.toMatchObject({ name: 'RelayDialError', reason: 'bad-address' })
+    await expect(createRoomNode({ relays: ['/ip4/127.0.0.1/tcp/9/ws/p2p/12D3KooWbad'] })).rejects.toMatchObject({ name: 'RelayDialError', reason: 'bad-address' })
   })
 
   it('rejects an oversized message with MessageTooLargeError and a bad name with InvalidRoomNameError', async () => {
