@@ -228,7 +228,7 @@ export const DEFAULT_FILE_RESUME_WINDOW_MS = 60_000
 export const DEFAULT_FILE_STORAGE = 'auto'
 
 /** Chunks a fetcher asks one source for ahead of those it received: its window (flow control). */
-export const FILE_WINDOW_CHUNKS = 16
+export const FILE_WINDOW_CHUNKS = 32
 
 /** Chunks from one source that may fail verification before that source is dropped. */
 export const MAX_BAD_CHUNKS_PER_SOURCE = 3

@@ -51,6 +51,8 @@ export interface FetchEvents {
   onState: (state: 'receiving' | 'resuming') => void
 }
 
+/** A source is asked for more once this many of its window arrived (asking in small batches). */
+const REFILL_CHUNKS = 4
 /** Chunks of a source kept in memory for the whole-file hash when they arrive out of order. */
 const REORDER_CHUNKS = FILE_WINDOW_CHUNKS * 2
 /** A source with chunks asked for that sends nothing for this long is dropped for now, in ms. */
@@ -289,14 +291,19 @@ export class Fetcher {
           this.ban(s.peer, `it lacks chunk ${f.index}`)
           break
         }
+        // ask for more before verifying and storing this one: the source's queue never runs dry
+        // while we wait on WebCrypto and storage (at most one chunk beyond the window in memory)
+        if (s.outstanding.size <= FILE_WINDOW_CHUNKS - REFILL_CHUNKS) await this.refill(s, stream)
         if (await this.accept(s, f.index, f.data)) {
           received++
           s.failures = 0
         } else if (++s.bad >= MAX_BAD_CHUNKS_PER_SOURCE) {
           this.ban(s.peer, `${s.bad} of its chunks failed verification`)
           break
+        } else {
+          // the bad chunk was put back first in line: ask for it now
+          await this.refill(s, stream)
         }
-        if (s.outstanding.size <= FILE_WINDOW_CHUNKS / 2) await this.refill(s, stream)
         if (s.outstanding.size === 0) break
       }
       clearTimeout(idle)

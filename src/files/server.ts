@@ -22,6 +22,9 @@ export interface Servable {
   signal?: AbortSignal
 }
 
+/** Chunks read from the blob ahead of the one being sent. */
+const READ_AHEAD = 4
+
 /** Chunks a fetcher may have asked for and not been sent yet: its window, with room to spare. */
 const MAX_QUEUED = 4 * MAX_WANT_INDICES
 
@@ -54,7 +57,17 @@ export async function serveChunks (stream: Stream, frames: AsyncIterable<Uint8Ar
   const onAbort = (): void => { failure ??= asError(signal.reason); notify() }
   signal.addEventListener('abort', onAbort, { once: true })
   try {
-    let ahead: { index: number, data: Promise<Uint8Array> } | undefined
+    // chunks being read from the blob ahead of the one being sent: a read is a round trip to
+    // wherever the browser keeps the blob, and the transport should never wait for one
+    const ahead = new Map<number, Promise<Uint8Array>>()
+    const readAhead = (): void => {
+      for (const i of queue.slice(0, READ_AHEAD)) {
+        if (s === undefined || ahead.has(i)) continue
+        const p = readChunk(s.blob, s.manifest.chunkSize, i)
+        p.catch(() => {})
+        ahead.set(i, p)
+      }
+    }
     while (true) {
       if (failure !== undefined) throw failure
       const index = queue.shift()
@@ -67,13 +80,10 @@ export async function serveChunks (stream: Stream, frames: AsyncIterable<Uint8Ar
         await writeFrame(stream, encodeMissing(index), signal)
         continue
       }
-      const data = ahead?.index === index ? await ahead.data : await readChunk(s.blob, s.manifest.chunkSize, index)
-      ahead = undefined
-      const next = queue[0]
-      if (next !== undefined) {
-        ahead = { index: next, data: readChunk(s.blob, s.manifest.chunkSize, next) }
-        ahead.data.catch(() => {})
-      }
+      const pending = ahead.get(index) ?? readChunk(s.blob, s.manifest.chunkSize, index)
+      ahead.delete(index)
+      readAhead()
+      const data = await pending
       if (s.corrupt?.(index) === true) data[0] ^= 0xff
       await writeChunk(stream, index, data, signal)
       s.onSent?.(index, data.byteLength)
