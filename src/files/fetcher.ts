@@ -253,6 +253,8 @@ export class Fetcher {
         void this.runSource(s)
       }
       const running = [...this.sources.values()].some((s) => s.running)
+      // nothing asked for anywhere: every chunk not verified yet is ours to ask for again, from the start
+      if (!running) this.cursor = 0
       if (!running && this.hasWork()) {
         if (this.holders().length === 0) throw new FileUnavailableError('no member that has the file is left in the room')
         this.events.onState('resuming')
@@ -292,9 +294,13 @@ export class Fetcher {
           break
         }
         // ask for more before verifying and storing this one: the source's queue never runs dry
-        // while we wait on WebCrypto and storage (at most one chunk beyond the window in memory)
-        if (s.outstanding.size <= FILE_WINDOW_CHUNKS - REFILL_CHUNKS) await this.refill(s, stream)
-        if (await this.accept(s, f.index, f.data)) {
+        // while we wait on WebCrypto and storage (at most one chunk beyond the window in memory).
+        // The chunk is here either way: a stream that failed while asking fails after it is kept
+        let refillFailure: unknown
+        if (s.outstanding.size <= FILE_WINDOW_CHUNKS - REFILL_CHUNKS) await this.refill(s, stream).catch((err) => { refillFailure = err })
+        const ok = await this.accept(s, f.index, f.data)
+        if (refillFailure !== undefined) throw refillFailure
+        if (ok) {
           received++
           s.failures = 0
         } else if (++s.bad >= MAX_BAD_CHUNKS_PER_SOURCE) {

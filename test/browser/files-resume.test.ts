@@ -80,7 +80,7 @@ describe('files that resume, and large files, in Chromium', () => {
   })
 
   it('resumes from the chunks it kept after the receiving tab reloads at 40 %', async () => {
-    const { a, b, room } = await pair('files-reload', { files: { autoAccept: true, reloadAt: 0.4 } })
+    const { a, b, room } = await pair('files-reload', { files: { autoAccept: true, reloadAt: { fraction: 0.4 } } })
     const size = 16 * MiB
     const expected = await a.page.evaluate(async (n) => window.files.make('reload.bin', n), size)
     const id = await send(a, b, 'reload.bin')
@@ -104,6 +104,24 @@ describe('files that resume, and large files, in Chromium', () => {
     expect(sentAfterRejoin).toBeLessThanOrEqual(size - got.keptBytes + FILE_CHUNK_BYTES)
     // delivered: the entry's resume map is gone, its data stays while this page reads it
     expect((await b2.page.evaluate(async () => window.files.keptEntries())).filter((e) => e.files.includes('map'))).toEqual([])
+    await close(a, b2)
+  })
+
+  it('removes kept chunks past keptFileTtl, and a delivered file once its page is gone', async () => {
+    const { a, b, room } = await pair('files-ttl', { files: { autoAccept: true, reloadAt: { fraction: 0.4, name: 'partial.bin' } } })
+    await a.page.evaluate(async () => Promise.all([window.files.make('whole.bin', 1024 * 1024), window.files.make('partial.bin', 8 * 1024 * 1024)]))
+    const whole = await send(a, b, 'whole.bin')
+    expect((await incomingResult(b, whole)).result?.size).toBe(1024 * 1024)
+    const partial = await send(a, b, 'partial.bin')
+    // b reloads at 40 % of it and comes back not accepting anything, with a TTL of 1 ms
+    await b.page.waitForEvent('load', { timeout: 60_000 })
+    const b2 = await startTab(b.page, relayAddr, room, { nodeInit: { keptFileTtl: 1 } })
+    const entries = await b2.page.evaluate(async () => window.files.keptEntries())
+    // the delivered file (no resume map) and the unfinished one (with its map) are both there
+    expect(entries.map((e) => e.files.join(','))).toEqual(expect.arrayContaining(['data', 'data,map']))
+    await b2.page.waitForFunction((i) => window.files.rec.incoming[i] !== undefined, partial, { timeout: 60_000, polling: 100 })
+    // the node's first sweep, a few seconds after it started, removes both: nobody holds them
+    await b2.page.waitForFunction(async () => (await window.files.keptEntries()).length === 0, undefined, { timeout: 30_000, polling: 500 })
     await close(a, b2)
   })
 
