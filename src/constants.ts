@@ -186,6 +186,23 @@ export const RELAY_REDIAL_MAX_MS = 60_000
  */
 export const RELAY_RESERVATION_GRACE_MS = 6_000
 
+/**
+ * While a node holds no reservation at all (its relays are down), the longest it waits between
+ * two dials of a relay, in ms (before jitter): a relay back on its address has every node again
+ * within about this long, however long it was gone. With a reservation held, failed relays back
+ * off up to `RELAY_REDIAL_MAX_MS`.
+ */
+export const RELAY_OUTAGE_REDIAL_MAX_MS = 2_000
+
+/** Each relay redial wait is stretched by up to this fraction at random, so the tabs of a restarted relay spread out. */
+export const RELAY_REDIAL_JITTER = 0.2
+
+/**
+ * When the browser comes back online, how long each relay connection has to answer a ping
+ * before it is taken for dead and closed (its reservation then made again), in ms.
+ */
+export const RELAY_ONLINE_PING_TIMEOUT_MS = 3_000
+
 // --- files: `room.sendFile`, `room.shareFile` (src/files/) ---------------------------------------
 
 /**

@@ -2,8 +2,8 @@
  * @packageDocumentation
  *
  * Browser rooms over libp2p. Nodes meet in a room through a circuit-relay-v2 relay reached over
- * WebSockets, then open a direct WebRTC connection to every room peer; room messages (gossipsub)
- * travel only over those direct connections, so the relay introduces peers and steps aside.
+ * WebSockets, then open a direct WebRTC connection to every room peer; room messages travel only
+ * over those direct connections, straight to each member, so the relay introduces peers and steps aside.
  *
  * @example
  *
@@ -377,8 +377,8 @@ export interface RelayInfo {
 
 export interface RelayEvents {
   /**
-   * A relay we were not configured with was learned (from the relays' federation, or as the
-   * relay of a room peer); the node reserves on it if it needs one.
+   * A relay we were not configured with was learned from a record its federation vouches for
+   * (relay-records.ts); the node reserves on it if it needs one.
    *
    * @example node.relays.addEventListener('relay:discover', (e) => { show(e.detail.multiaddr, 'known') })
    */

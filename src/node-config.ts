@@ -33,6 +33,8 @@ export interface NodeConfigInit {
 }
 
 export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeServices> {
+  // relay records and the relays the transport reserves on are checked against one trust (relays.ts)
+  const relays = relayRecords()
   return {
     privateKey: init.privateKey,
     addresses: {
@@ -60,7 +62,7 @@ export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeSer
         }
       }),
       // reservations on relays, and the limited circuit used to signal WebRTC
-      circuitRelayTransport()
+      circuitRelayTransport({ discoveryFilter: relays.reservationFilter })
     ],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
@@ -100,7 +102,7 @@ export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeSer
       }),
       // the federation's relays publish their peer records on a topic; we only listen, to learn
       // relays to reserve on when ours go away (relays.ts dials them)
-      relayDiscovery: relayRecords()
+      relayDiscovery: relays
     }
   }
 }

@@ -2,24 +2,43 @@
  * The relays a room node knows, and enough of them connected to hold `maxRelays` reservations.
  *
  * circuit-relay-v2 does the reserving: the node listens on `/p2p-circuit` once per wanted
- * reservation, and the transport reserves on any connected peer that identifies as a relay, and
+ * reservation, and the transport reserves on a connected peer that identifies as a relay, and
  * drops the reservation (and our `/p2p-circuit` addresses) when its connection closes. What it
  * cannot do is find relays it was never connected to: those come from the federation, whose
- * relays publish their peer records on `RELAYS_TOPIC` (libp2p pubsub peer discovery, which this
- * node only listens to), and from the relays a room peer's circuit address led us to. This set
+ * relays publish their relay records on `RELAYS_TOPIC`, which this node only listens to. This set
  * dials them when reservations are missing, and reports which relays we are reachable through.
+ *
+ * **Only trusted relays.** A node trusts the relays it was given (`relays`) and those their
+ * federation vouches for, checked with the very `RelayTrust` the relays use (relay-records.ts):
+ * a record that is not trusted is never dialed, and the transport reserves only on trusted
+ * relays (`reservationFilter`). Before, any record was believed and any peer claiming the relay
+ * protocol (a room member, over WebRTC) was reserved on, so failover could dial an attacker.
+ *
+ * **Coming back after an outage.** A relay that restarts on the same address must have its tabs
+ * back within seconds, not after a doubling backoff grown to a minute (the transport's own
+ * re-reservation after a lost relay waits on discovery; js-libp2p#3601): while the node holds no
+ * reservation at all it redials every `RELAY_OUTAGE_REDIAL_MAX_MS` at most, and it redials at once
+ * when the browser comes back online (`online`), when the page becomes visible again (timers of
+ * hidden tabs are throttled), when a reservation is lost, and when a trusted record shows a relay
+ * alive.
  */
-import { PubSubPeerDiscovery } from '@libp2p/pubsub-peer-discovery'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
-import { MAX_KNOWN_RELAYS, RELAY_REDIAL_MAX_MS, RELAY_REDIAL_MIN_MS, RELAY_RESERVATION_GRACE_MS, RELAYS_TOPIC } from './constants.js'
+import {
+  MAX_KNOWN_RELAYS, RELAY_ONLINE_PING_TIMEOUT_MS, RELAY_OUTAGE_REDIAL_MAX_MS, RELAY_REDIAL_JITTER, RELAY_REDIAL_MAX_MS, RELAY_REDIAL_MIN_MS,
+  RELAY_RESERVATION_GRACE_MS, RELAYS_TOPIC
+} from './constants.js'
+import { RelayTrust } from './relay-records.js'
 import type { RelayEvents, RelayInfo, Relays } from './index.js'
 import type { RoomNodeServices } from './node-config.js'
-import type { Connection, IdentifyResult, Logger, PeerDiscovery, PeerInfo } from '@libp2p/interface'
-import type { PubSubPeerDiscoveryComponents } from '@libp2p/pubsub-peer-discovery'
+import type { VerifiedRelayRecord } from './relay-records.js'
+import type { GossipSub, TopicValidatorFn } from '@libp2p/gossipsub'
+import type { ComponentLogger, Connection, IdentifyResult, Logger, PeerDiscoveryEvents, PeerInfo, Startable, TopologyFilter } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from 'libp2p'
 
-/** The protocol only relays serve: a connected peer that speaks it is a relay. */
+/** The protocol only relays serve: a peer that claims it and is not trusted has it struck off. */
 const HOP_PROTOCOL = '/libp2p/circuit/relay/0.2.0/hop'
 
 export interface RelaySetInit {
@@ -47,6 +66,8 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
   private readonly libp2p: Libp2p<RoomNodeServices>
   private readonly init: RelaySetInit
   private readonly known = new Map<string, KnownRelay>()
+  /** The relays this node trusts: shared with the relay records and the transport's filter. */
+  readonly trust: RelayTrust
   private reserved = new Set<string>()
   private timer?: ReturnType<typeof setTimeout>
   private started = false
@@ -55,10 +76,13 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
     super()
     this.libp2p = libp2p
     this.init = init
+    this.trust = new RelayTrust({ peers: init.configured.map((ma) => lastPeerId(ma.getComponents())).filter((p): p is string => p !== undefined) })
     this.update = this.update.bind(this)
     this.onRecord = this.onRecord.bind(this)
     this.onIdentify = this.onIdentify.bind(this)
     this.onConnectionClose = this.onConnectionClose.bind(this)
+    this.onOnline = this.onOnline.bind(this)
+    this.onVisibilityChange = this.onVisibilityChange.bind(this)
   }
 
   start (): void {
@@ -68,13 +92,19 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
       const peerId = lastPeerId(ma.getComponents())
       if (peerId !== undefined) this.learn(peerId, [ma])
     }
-    this.libp2p.services.relayDiscovery.addEventListener('peer', this.onRecord)
+    const records = this.libp2p.services.relayDiscovery
+    if (records instanceof RelayRecords) records.setTrust(this.trust)
+    else this.init.log.error('relayDiscovery is not relayRecords(): relay records are not checked')
+    records.addEventListener('peer', this.onRecord)
     this.libp2p.addEventListener('peer:identify', this.onIdentify)
     this.libp2p.addEventListener('connection:close', this.onConnectionClose)
     // the circuit listener announces every reservation made or lost with `listening`;
     // `self:peer:update` (debounced by a second) is the backstop
     this.libp2p.addEventListener('transport:listening', this.update)
     this.libp2p.addEventListener('self:peer:update', this.update)
+    // a browser back online, or a tab back in view (its timers were throttled), redials at once
+    globalThis.addEventListener?.('online', this.onOnline)
+    globalThis.document?.addEventListener?.('visibilitychange', this.onVisibilityChange)
     this.update()
   }
 
@@ -87,6 +117,8 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
     this.libp2p.removeEventListener('connection:close', this.onConnectionClose)
     this.libp2p.removeEventListener('transport:listening', this.update)
     this.libp2p.removeEventListener('self:peer:update', this.update)
+    globalThis.removeEventListener?.('online', this.onOnline)
+    globalThis.document?.removeEventListener?.('visibilitychange', this.onVisibilityChange)
   }
 
   list (): RelayInfo[] {
@@ -95,17 +127,32 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
 
   // --- learning relays ----------------------------------------------------------------------
 
-  /** A relay's peer record, published by that relay on the federation's relays topic. */
+  /** A trusted relay's record (relay records are checked before they get here): it is alive. */
   private onRecord (evt: CustomEvent<PeerInfo>): void {
-    this.learn(evt.detail.id.toString(), evt.detail.multiaddrs)
+    const peerId = evt.detail.id.toString()
+    this.learn(peerId, evt.detail.multiaddrs)
+    const relay = this.known.get(peerId)
+    // it just published, so it is up: no reason to wait out a backoff grown while it was not
+    if (relay !== undefined && !this.reserved.has(peerId)) relay.retryAt = 0
     this.fill()
   }
 
-  /** Any peer that identifies as a relay, e.g. the relay of a room peer we dialed. */
+  /**
+   * A peer identified. A trusted relay's connection tells us where we reached it; a peer claiming
+   * the relay protocol that we do not trust has it struck off its peer store entry, so the
+   * transport's relay search (which reads the peer store) never reserves on it either.
+   */
   private onIdentify (evt: CustomEvent<IdentifyResult>): void {
-    const { peerId, protocols, listenAddrs, connection } = evt.detail
-    if (!protocols.includes(HOP_PROTOCOL) || connection.limits != null) return
-    this.learn(peerId.toString(), [connection.remoteAddr, ...listenAddrs])
+    const { peerId, protocols, connection } = evt.detail
+    if (!protocols.includes(HOP_PROTOCOL)) return
+    const id = peerId.toString()
+    if (!this.trust.trusts(id)) {
+      this.init.log('%s claims the relay protocol but is no trusted relay: not reserving on it', id)
+      this.libp2p.peerStore.patch(peerId, { protocols: protocols.filter((p) => p !== HOP_PROTOCOL) })
+        .catch((err) => { this.init.log.error('could not strike the relay protocol off %s - %e', id, err) })
+      return
+    }
+    if (connection.limits == null) this.learn(id, [connection.remoteAddr])
   }
 
   private learn (peerId: string, addrs: Multiaddr[]): void {
@@ -116,14 +163,13 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
       .map((ma) => withPeerId(ma, peerId))
     const known = this.known.get(peerId)
     if (known !== undefined) {
-      for (const ma of dialable) if (!known.addrs.some((a) => a.equals(ma))) known.addrs.push(ma)
+      for (const ma of dialable) if (!known.addrs.some((a) => a.equals(ma)) && known.addrs.length < MAX_RELAY_ADDRS) known.addrs.push(ma)
       return
     }
     if (dialable.length === 0 || this.known.size >= MAX_KNOWN_RELAYS) return
-    const relay: KnownRelay = { peerId, addrs: dialable, dialing: false, failures: 0, retryAt: 0, reservingUntil: 0 }
+    const relay: KnownRelay = { peerId, addrs: dialable.slice(0, MAX_RELAY_ADDRS), dialing: false, failures: 0, retryAt: 0, reservingUntil: 0 }
     this.known.set(peerId, relay)
-    const configured = this.init.configured.some((ma) => ma.getComponents().some((c) => c.name === 'p2p' && c.value === peerId))
-    if (!configured) {
+    if (!this.trust.isConfigured(peerId)) {
       this.init.log('learned relay %s', peerId)
       this.safeDispatchEvent('relay:discover', { detail: this.info(relay) })
     }
@@ -142,6 +188,8 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
       const conn = this.connectionTo(peerId)
       if (conn !== undefined) this.learn(peerId, [conn.remoteAddr])
       const relay = this.known.get(peerId)
+      // its reservation is made: no longer one on its way
+      if (relay !== undefined) relay.reservingUntil = 0
       this.init.log('reserved on relay %s', peerId)
       this.safeDispatchEvent('relay:connect', { detail: relay === undefined ? { peerId, multiaddr: '', connected: true, reserved: true } : this.info(relay) })
     }
@@ -149,8 +197,16 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
       if (now.has(peerId)) continue
       const relay = this.known.get(peerId)
       this.init.log('lost the reservation on relay %s', peerId)
+      // the relay may be back at once (a restart): the first redial does not wait, and no
+      // reservation is on its way there any more (the grace of an earlier dial would otherwise
+      // keep the node from dialing another relay for up to RELAY_RESERVATION_GRACE_MS)
+      if (relay !== undefined) {
+        relay.retryAt = 0
+        relay.reservingUntil = 0
+      }
       this.safeDispatchEvent('relay:disconnect', { detail: relay === undefined ? { peerId, multiaddr: '', connected: false, reserved: false } : this.info(relay) })
     }
+    if (now.size === 0 && before.size > 0) this.shortenBackoffs()
     this.fill()
   }
 
@@ -159,9 +215,45 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
   }
 
   /**
+   * The browser says it is online again: whatever failed while it was not may work now, and a
+   * relay connection that looks open may have died meanwhile without a close reaching us (a
+   * relay restarted, a NAT forgot us): each is pinged, and one that does not answer within
+   * `RELAY_ONLINE_PING_TIMEOUT_MS` is closed, which frees its reservation to be made again.
+   */
+  private onOnline (): void {
+    this.init.log('online again: checking relay connections and redialing relays')
+    this.redialNow()
+    for (const peerId of this.reserved) {
+      const conn = this.connectionTo(peerId)
+      if (conn === undefined) continue
+      this.libp2p.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(RELAY_ONLINE_PING_TIMEOUT_MS) })
+        .catch((err) => {
+          this.init.log('relay %s did not answer once online: closing its connection - %e', peerId, err)
+          conn.abort(err)
+        })
+    }
+  }
+
+  private onVisibilityChange (): void {
+    if (globalThis.document?.visibilityState === 'visible') this.redialNow()
+  }
+
+  private redialNow (): void {
+    for (const r of this.known.values()) r.retryAt = 0
+    this.fill()
+  }
+
+  /** With no reservation left, no relay waits longer than `RELAY_OUTAGE_REDIAL_MAX_MS` to be redialed. */
+  private shortenBackoffs (): void {
+    const latest = Date.now() + RELAY_OUTAGE_REDIAL_MAX_MS
+    for (const r of this.known.values()) r.retryAt = Math.min(r.retryAt, latest)
+  }
+
+  /**
    * Dials known relays we are not connected to while fewer than `maxRelays` reservations are
    * held or on their way: least-failed first, in random order among equals so the tabs of a
-   * federation spread over its relays. A relay that fails waits out a doubling backoff.
+   * federation spread over its relays. A relay that fails waits out a doubling backoff, at most
+   * `RELAY_REDIAL_MAX_MS`, or `RELAY_OUTAGE_REDIAL_MAX_MS` while no reservation is held at all.
    */
   private fill (): void {
     // a stopping node closes its relay connections: nothing to replace
@@ -173,11 +265,19 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
     // node-config.ts listens on `/p2p-circuit` at least once, whatever maxRelays says
     let missing = Math.max(1, this.init.maxRelays) - this.reserved.size - pending
     if (missing <= 0) return
-    const idle = relays.filter((r) => !r.dialing && !this.reserved.has(r.peerId) && this.connectionTo(r.peerId) === undefined)
+    const idle = relays.filter((r) => !r.dialing && !this.reserved.has(r.peerId) && r.reservingUntil <= now)
     const shuffle = new Map(idle.map((r) => [r, Math.random()]))
     idle.sort((a, b) => a.failures - b.failures || (shuffle.get(a) ?? 0) - (shuffle.get(b) ?? 0))
     for (const r of idle) {
       if (missing === 0) break
+      const conn = this.connectionTo(r.peerId)
+      if (conn !== undefined) {
+        // connected without a reservation: e.g. we reached it to dial a room peer through it
+        // before we knew to trust it, so the transport passed it over; identify it again
+        missing--
+        this.reidentify(r, conn)
+        continue
+      }
       if (r.retryAt > now) continue
       missing--
       void this.dial(r)
@@ -189,6 +289,19 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
     }
   }
 
+  /**
+   * Runs identify on `conn` again, which has the transport consider `r` as a relay anew: the
+   * transport is notified of a relay once per connection (its topology filter), and passed it
+   * over then (untrusted yet, or no reservation wanted), so the filter forgets it first.
+   */
+  private reidentify (r: KnownRelay, conn: Connection): void {
+    r.reservingUntil = Date.now() + RELAY_RESERVATION_GRACE_MS
+    const records = this.libp2p.services.relayDiscovery
+    if (records instanceof RelayRecords) records.reservationFilter?.remove(conn.remotePeer)
+    this.libp2p.services.identify.identify(conn)
+      .catch((err) => { this.init.log('could not identify relay %s again - %e', r.peerId, err) })
+  }
+
   private async dial (r: KnownRelay): Promise<void> {
     r.dialing = true
     try {
@@ -198,8 +311,11 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
       r.reservingUntil = Date.now() + RELAY_RESERVATION_GRACE_MS
     } catch (err) {
       r.failures++
-      r.retryAt = Date.now() + Math.min(RELAY_REDIAL_MIN_MS * 2 ** (r.failures - 1), RELAY_REDIAL_MAX_MS)
-      this.init.log('could not reach relay %s (%d failures) - %e', r.peerId, r.failures, err)
+      const cap = this.reserved.size === 0 ? RELAY_OUTAGE_REDIAL_MAX_MS : RELAY_REDIAL_MAX_MS
+      // jitter: the tabs of a restarted relay must not all come back in the same instant
+      const wait = Math.min(RELAY_REDIAL_MIN_MS * 2 ** (r.failures - 1), cap) * (1 + Math.random() * RELAY_REDIAL_JITTER)
+      r.retryAt = Date.now() + wait
+      this.init.log('could not reach relay %s (%d failures), next try in %d ms - %e', r.peerId, r.failures, Math.round(wait), err)
     } finally {
       r.dialing = false
       this.fill()
@@ -221,35 +337,121 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
   }
 }
 
-/**
- * The node's listener for the federation's relay records (libp2p pubsub peer discovery on
- * `RELAYS_TOPIC`, listen-only: a browser is no relay to tell anyone about).
- */
-export function relayRecords (): (components: PubSubPeerDiscoveryComponents) => PeerDiscovery {
-  return (components) => new ListenOnlyPeerDiscovery(components, { topics: [RELAYS_TOPIC], listenOnly: true })
+/** Addresses remembered per relay. */
+const MAX_RELAY_ADDRS = 16
+
+export interface RelayRecordsComponents {
+  pubsub: GossipSub
+  logger: ComponentLogger
 }
 
 /**
- * @libp2p/pubsub-peer-discovery 12.0.0 in listen-only mode drops every record it receives: it
- * derives `isStarted()` from its broadcast timer, which listen-only mode never sets (the bug of
- * libp2p/js-libp2p-pubsub-peer-discovery#29, back again). Started here means subscribed.
+ * The node's listener for the federation's relay records on `RELAYS_TOPIC` (listen-only: a
+ * browser is no relay to tell anyone about). Every record is checked with the node's
+ * `RelayTrust` in gossipsub's validator: a forged one is rejected (the peer forwarding it loses
+ * score), an untrusted one ignored (neither delivered nor forwarded), a trusted one emitted as
+ * `peer`. It is deliberately no libp2p peer discovery: records never reach the peer store or
+ * libp2p's dialers, only `RelaySet`.
  */
-class ListenOnlyPeerDiscovery extends PubSubPeerDiscovery {
-  private listening = false
+export class RelayRecords extends TypedEventEmitter<PeerDiscoveryEvents> implements Startable {
+  private readonly components: RelayRecordsComponents
+  private readonly log: Logger
+  private trust = new RelayTrust()
+  private started = false
+  /** The circuit relay transport's filter (`relayRecords().reservationFilter`), when made by `relayRecords()`. */
+  readonly reservationFilter?: TopologyFilter
+  /** Records seen, by verdict: accepted (trusted), ignored (valid, untrusted), rejected (malformed, forged). */
+  readonly counts = { accepted: 0, ignored: 0, rejected: 0 }
 
-  override isStarted (): boolean {
-    return this.listening
+  constructor (components: RelayRecordsComponents, reservationFilter?: TopologyFilter) {
+    super()
+    this.components = components
+    this.reservationFilter = reservationFilter
+    this.log = components.logger.forComponent('p2p-rooms:relay-records')
   }
 
-  override afterStart (): void {
-    super.afterStart()
-    this.listening = true
+  /** Checks records against `trust` from now on (until then it trusts nothing). */
+  setTrust (trust: RelayTrust): void {
+    this.trust = trust
   }
 
-  override stop (): void {
-    this.listening = false
-    super.stop()
+  /** The trust records are checked against. */
+  getTrust (): RelayTrust {
+    return this.trust
   }
+
+  isStarted (): boolean {
+    return this.started
+  }
+
+  start (): void {
+    this.started = true
+  }
+
+  afterStart (): void {
+    const { pubsub } = this.components
+    pubsub.topicValidators.set(RELAYS_TOPIC, this.validate)
+    pubsub.subscribe(RELAYS_TOPIC)
+  }
+
+  stop (): void {
+    this.started = false
+    const { pubsub } = this.components
+    pubsub.topicValidators.delete(RELAYS_TOPIC)
+    try {
+      pubsub.unsubscribe(RELAYS_TOPIC)
+    } catch {
+      // gossipsub stopped first: nothing is subscribed any more
+    }
+  }
+
+  private readonly validate: TopicValidatorFn = async (_peer, msg) => {
+    const verdict = msg.type === 'signed' ? await this.trust.verify(msg.data, msg.key) : undefined
+    if (verdict === undefined || !verdict.ok) {
+      const ignored = verdict?.reason === 'untrusted'
+      this.counts[ignored ? 'ignored' : 'rejected']++
+      if (!ignored) this.log('rejected a relay record from %p: %s', msg.type === 'signed' ? msg.from : 'an unsigned message', verdict?.reason ?? 'unsigned')
+      return ignored ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
+    }
+    this.counts.accepted++
+    if (this.started) this.safeDispatchEvent('peer', { detail: peerInfo(verdict.record) })
+    return TopicValidatorResult.Accept
+  }
+}
+
+function peerInfo (record: VerifiedRelayRecord): PeerInfo {
+  return { id: peerIdFromString(record.peerId), multiaddrs: record.multiaddrs }
+}
+
+/** What `relayRecords()` returns: a service factory carrying the transport's reservation filter. */
+export interface RelayRecordsFactory {
+  (components: RelayRecordsComponents): RelayRecords
+  /**
+   * For `circuitRelayTransport({ discoveryFilter })`: the transport reserves only on a peer this
+   * says it has not seen, i.e. a trusted relay not yet notified (libp2p's registrar adds a peer
+   * on connect and removes it on disconnect).
+   */
+  reservationFilter: TopologyFilter
+}
+
+/**
+ * The node's relay records listener (`services: { relayDiscovery: relays }`), and the filter that
+ * keeps the circuit relay transport to trusted relays (`circuitRelayTransport({ discoveryFilter:
+ * relays.reservationFilter })`): both read the trust `RelaySet` hands the service when it starts.
+ */
+export function relayRecords (): RelayRecordsFactory {
+  let service: RelayRecords | undefined
+  const seen = new Set<string>()
+  const reservationFilter: TopologyFilter = {
+    has: (peerId) => service?.getTrust().trusts(peerId.toString()) !== true || seen.has(peerId.toString()),
+    add: (peerId) => { seen.add(peerId.toString()) },
+    remove: (peerId) => { seen.delete(peerId.toString()) }
+  }
+  const factory = (components: RelayRecordsComponents): RelayRecords => {
+    service = new RelayRecords(components, reservationFilter)
+    return service
+  }
+  return Object.assign(factory, { reservationFilter })
 }
 
 /** Peer IDs of the relays our `/p2p-circuit` addresses go through: one per reservation held. */

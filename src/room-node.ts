@@ -235,7 +235,8 @@ export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKe
     dial: async (addrs, opts) => libp2p.dial(addrs, opts),
     getConnections: (peer) => libp2p.getConnections(peerIdFromString(peer)),
     hangUp: async (peer) => { await libp2p.hangUp(peerIdFromString(peer)) },
-    isKnownRelay: (peerId) => relaySet.list().some((r) => r.peerId === peerId)
+    // only circuits through relays we trust (configured, or vouched for by their federation)
+    isKnownRelay: (peerId) => relaySet.trust.trusts(peerId)
   }, { startedAt, dialAttempts: options.dialAttempts, dialBackoff: options.dialBackoff, dialTimeout: options.dialTimeout, dialTakeover: options.dialTakeover })
   links.start()
   libp2p.addEventListener('stop', () => {

@@ -7,12 +7,14 @@
 import './polyfill.js'
 import { readFile } from 'node:fs/promises'
 import { pino } from 'pino'
+import { RateLimiter } from 'p2p-rooms/rate-limit'
 import { parseConfig } from './config.js'
-import { EXIT_INVALID_CONFIG, SHUTDOWN_TIMEOUT_MS } from './constants.js'
-import { InsecureIdentityFileError, InvalidConfigError, InvalidIdentityFileError } from './errors.js'
+import { EXIT_INVALID_CONFIG, MAX_LOG_LINES_PER_SECOND, SHUTDOWN_TIMEOUT_MS } from './constants.js'
+import { IdentityInUseError, InsecureIdentityFileError, InvalidConfigError, InvalidIdentityFileError } from './errors.js'
 import { startHttp } from './http.js'
-import { loadOrCreateIdentity } from './identity.js'
+import { loadOrCreateIdentity, lockIdentity } from './identity.js'
 import { createRelay } from './index.js'
+import type { ErrorSource } from './refusals.js'
 import type { RelayConfig } from './config.js'
 import type { HttpEndpoint } from './http.js'
 import type { Relay } from './index.js'
@@ -32,7 +34,7 @@ function invalid (err: Error): never {
 }
 
 const isConfigError = (err: any): boolean =>
-  [InvalidConfigError.name, InsecureIdentityFileError.name, InvalidIdentityFileError.name].includes(err?.name)
+  [InvalidConfigError.name, InsecureIdentityFileError.name, InvalidIdentityFileError.name, IdentityInUseError.name].includes(err?.name)
 
 let parsed
 try {
@@ -45,6 +47,23 @@ if (parsed === undefined) process.exit(0) // --help or --version was printed
 const { config, sources } = parsed
 const logger = pino({ level: config.logLevel }, process.stderr)
 
+/** One token bucket per kind of log line: a flood is counted in /metrics, not written out line by line. */
+const logLines = new RateLimiter({ rate: MAX_LOG_LINES_PER_SECOND, burst: MAX_LOG_LINES_PER_SECOND, maxKeys: 256 })
+
+/** Errors seen before the relay exists are logged only; after, they are counted too. */
+let countError: (source: ErrorSource) => void = () => {}
+
+// An unexpected error anywhere (a library's timer throwing, a promise nobody awaited) must not
+// end a public server: it is logged and counted in p2p_rooms_relay_errors_total, and the relay
+// carries on. Configuration errors at start still exit with 2, below.
+process.on('uncaughtException', (err) => { survived('uncaught-exception', err) })
+process.on('unhandledRejection', (err) => { survived('unhandled-rejection', err) })
+
+function survived (source: ErrorSource, err: unknown): void {
+  countError(source)
+  if (logLines.take(`error:${source}`)) logger.error({ err, source }, `survived an unexpected error: ${(err as Error)?.message ?? String(err)}`)
+}
+
 async function readPem (file: string, flag: string): Promise<string> {
   try {
     return await readFile(file, 'utf8')
@@ -55,6 +74,13 @@ async function readPem (file: string, flag: string): Promise<string> {
 
 async function start (config: RelayConfig): Promise<void> {
   const identity = await loadOrCreateIdentity(config.identity)
+  // one relay per key: a second one on this file waits for a dead relay's lock to go stale, and
+  // refuses (exit 2) if its holder is alive
+  const release = await lockIdentity(config.identity, (err) => {
+    countError('identity-lock')
+    logger.error({ err, identity: config.identity }, `lost the lock on the identity file (${err.message}): another relay may start on this key`)
+  })
+  const federationKey = config.federationKey === undefined ? undefined : await loadOrCreateIdentity(config.federationKey, 'federation key')
   const tls = config.tlsCert === undefined || config.tlsKey === undefined
     ? undefined
     : { cert: await readPem(config.tlsCert, '--tls-cert'), key: await readPem(config.tlsKey, '--tls-key') }
@@ -82,18 +108,33 @@ async function start (config: RelayConfig): Promise<void> {
       maxRooms: config.maxRooms,
       roomTtl: config.roomTtl,
       pingInterval: config.pingInterval,
-      peers: config.peer
+      handshakeTimeout: config.handshakeTimeout,
+      maxRoomsPerPeer: config.maxRoomsPerPeer,
+      maxRoomsPerIp: config.maxRoomsPerIp,
+      announcementsPerSecond: config.announcementsPerSecond,
+      peers: config.peer,
+      federationKey: federationKey?.privateKey
     })
   } catch (err: any) {
+    if (isConfigError(err)) throw err
     // e.g. EADDRINUSE: a runtime failure, not an invalid value
     logger.fatal({ err, listen: config.listen }, `the relay could not start: ${err?.message ?? err}`)
     process.exit(1)
   }
-  // A flood of connections would flood the log: per-IP rate refusals are debug, the rest info
-  relay.addEventListener('connection:refuse', (evt) => {
-    logger[evt.detail.reason === 'connection-rate' ? 'debug' : 'info'](evt.detail, 'connection refused')
-  })
-  relay.addEventListener('reservation:refuse', (evt) => { logger.info(evt.detail, 'reservation refused') })
+  countError = (source) => { relay.countError(source) }
+  if (federationKey !== undefined) {
+    logger.info({ federationKey: federationKey.path, created: federationKey.created, federation: relay.libp2p.services.federation.federations()[0] },
+      federationKey.created ? 'created a new federation key: copy it to the other relays of this federation' : 'loaded the federation key')
+  }
+  // Every refusal is counted; the log gets at most MAX_LOG_LINES_PER_SECOND per reason. What a
+  // flood would produce by the thousand (rates, handshakes, room quotas, HTTP) is debug.
+  const QUIET: string[] = ['connection-rate', 'handshake-timeout', 'handshakes-per-ip', 'rooms-per-peer', 'rooms-per-ip', 'announcement-rate', 'http-malformed', 'http-timeout', 'http-connections', 'ice-rate']
+  for (const [kind, msg] of [['connection', 'connection refused'], ['reservation', 'reservation refused'], ['room', 'room refused'], ['announcement', 'announcement refused'], ['http', 'http request refused']] as const) {
+    relay.addEventListener(`${kind}:refuse`, (evt) => {
+      if (!logLines.take(`refusal:${evt.detail.reason}`)) return
+      logger[QUIET.includes(evt.detail.reason) ? 'debug' : 'info'](evt.detail, msg)
+    })
+  }
 
   let http: HttpEndpoint | undefined
   let stopping = false
@@ -111,6 +152,7 @@ async function start (config: RelayConfig): Promise<void> {
       logger.info({ signal, connections }, 'shutting down')
       await relay.stop()
       await http?.close()
+      await release().catch(() => {})
       logger.info('stopped')
     } catch (err) {
       code = 1
@@ -144,7 +186,10 @@ async function start (config: RelayConfig): Promise<void> {
     try {
       http = await startHttp(relay, {
         ...config.http,
-        iceServers: { urls: config.iceServer, turnSecret: config.turnSecret, turnTtl: config.turnTtl }
+        iceServers: { urls: config.iceServer, turnSecret: config.turnSecret, turnTtl: config.turnTtl },
+        iceOrigins: config.iceOrigins,
+        iceRateLimit: config.iceRateLimit,
+        onError: (err) => { if (logLines.take('error:http')) logger.error({ err }, `http: ${(err as Error)?.message ?? String(err)}`) }
       })
     } catch (err: any) {
       logger.fatal({ err }, `the HTTP endpoint could not start: ${err?.message ?? err}`)

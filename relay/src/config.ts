@@ -10,10 +10,11 @@ import { dirname, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import {
-  DEFAULT_CIRCUIT_DATA_LIMIT_BYTES, DEFAULT_CIRCUIT_DURATION_LIMIT_MS, DEFAULT_IDENTITY_FILE,
-  DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_LOG_LEVEL, DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_MAX_RESERVATIONS, DEFAULT_MAX_RESERVATIONS_PER_IP, DEFAULT_MAX_ROOMS, DEFAULT_PING_INTERVAL_MS, DEFAULT_ROOM_TTL_MS,
-  DEFAULT_TURN_TTL_S, ENV_PREFIX, LOG_LEVELS
+  DEFAULT_ANNOUNCEMENTS_PER_SECOND, DEFAULT_CIRCUIT_DATA_LIMIT_BYTES, DEFAULT_CIRCUIT_DURATION_LIMIT_MS, DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_ICE_ORIGINS, DEFAULT_ICE_RATE_LIMIT, DEFAULT_IDENTITY_FILE, DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN,
+  DEFAULT_LOG_LEVEL, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RESERVATIONS, DEFAULT_MAX_RESERVATIONS_PER_IP, DEFAULT_MAX_ROOMS,
+  DEFAULT_MAX_ROOMS_PER_IP, DEFAULT_MAX_ROOMS_PER_PEER, DEFAULT_PING_INTERVAL_MS, DEFAULT_ROOM_TTL_MS, DEFAULT_TURN_TTL_S,
+  ENV_PREFIX, LOG_LEVELS
 } from './constants.js'
 import { InvalidConfigError } from './errors.js'
 
@@ -34,6 +35,8 @@ export interface RelayConfig {
   maxReservations: number
   maxReservationsPerIp: number
   maxConnections: number
+  /** ms */
+  handshakeTimeout: number
   /** Inbound connections per second per IP. */
   inboundConnectionThreshold: number
   /** ms */
@@ -41,17 +44,26 @@ export interface RelayConfig {
   /** bytes */
   circuitDataLimit: number
   maxRooms: number
+  maxRoomsPerPeer: number
+  maxRoomsPerIp: number
+  announcementsPerSecond: number
   /** ms */
   roomTtl: number
   /** ms */
   pingInterval: number
   /** STUN/TURN URLs served by `GET /ice-servers`. */
   iceServer: string[]
+  /** Origins whose pages may fetch `GET /ice-servers` (`*`: any). */
+  iceOrigins: string[]
+  /** `GET /ice-servers` requests per minute per IP. */
+  iceRateLimit: number
   turnSecret?: string
   /** seconds */
   turnTtl: number
   /** Other relays to federate with. */
   peer: string[]
+  /** Path of the federation key file. */
+  federationKey?: string
 }
 
 /** Where each option's value came from. */
@@ -78,6 +90,13 @@ function anyMultiaddr (value: string): string {
   }
 }
 
+/** A relay to federate with is named by its peer ID: the multiaddr must end in `/p2p/<peer ID>`. */
+function peerMultiaddr (value: string): string {
+  const ma = anyMultiaddr(value)
+  if (!/\/p2p\/[^/]+$/.test(ma)) throw new InvalidArgumentError('expected a relay multiaddr ending in /p2p/<peer ID>, as the relay prints it')
+  return ma
+}
+
 /** Browsers reach the relay only over WebSockets: `/ws`, or `/tls/ws` (`/wss`) with a certificate. */
 function listenMultiaddr (value: string): string {
   const ma = anyMultiaddr(value)
@@ -85,6 +104,21 @@ function listenMultiaddr (value: string): string {
     throw new InvalidArgumentError('expected a WebSockets listen multiaddr, e.g. /ip4/0.0.0.0/tcp/9090/ws, or /ip4/0.0.0.0/tcp/443/tls/ws with --tls-cert and --tls-key')
   }
   return ma
+}
+
+/** A web origin as browsers send it in `Origin` (`scheme://host[:port]`, no path), or `*`. */
+function origin (value: string): string {
+  if (value === '*') return value
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new InvalidArgumentError('expected an origin, e.g. https://app.example.com, or *')
+  }
+  if (!['http:', 'https:'].includes(url.protocol) || url.origin !== value.replace(/\/$/, '')) {
+    throw new InvalidArgumentError('expected an origin, e.g. https://app.example.com (scheme, host and port only), or *')
+  }
+  return url.origin
 }
 
 function iceUrl (value: string): string {
@@ -136,8 +170,10 @@ function createProgram (): Command {
       .default(DEFAULT_MAX_RESERVATIONS).argParser(positiveInteger))
     .addOption(option('--max-reservations-per-ip <n>', 'reservations held at once for peers on one IP address')
       .default(DEFAULT_MAX_RESERVATIONS_PER_IP).argParser(positiveInteger))
-    .addOption(option('--max-connections <n>', 'connections held at once; inbound ones beyond are refused')
+    .addOption(option('--max-connections <n>', 'connections held at once, counting inbound TCP connections still in their handshake; inbound ones beyond are closed')
       .default(DEFAULT_MAX_CONNECTIONS).argParser(positiveInteger))
+    .addOption(option('--handshake-timeout <ms>', 'how long an inbound TCP connection may take to become a libp2p connection (WebSocket, Noise, yamux), in ms; it is closed then')
+      .default(DEFAULT_HANDSHAKE_TIMEOUT_MS).argParser(positiveInteger))
     .addOption(option('--inbound-connection-threshold <n>', 'inbound connections accepted per second from one IP address')
       .default(DEFAULT_INBOUND_CONNECTION_THRESHOLD).argParser(positiveInteger))
     .addOption(option('--circuit-duration-limit <ms>', 'lifetime of one relayed connection, in ms')
@@ -146,22 +182,34 @@ function createProgram (): Command {
       .default(DEFAULT_CIRCUIT_DATA_LIMIT_BYTES).argParser(positiveInteger))
     .addOption(option('--max-rooms <n>', 'rooms (discovery topics) followed at once')
       .default(DEFAULT_MAX_ROOMS).argParser(positiveInteger))
+    .addOption(option('--max-rooms-per-peer <n>', 'rooms one peer can make the relay follow (its discovery subscriptions counted)')
+      .default(DEFAULT_MAX_ROOMS_PER_PEER).argParser(positiveInteger))
+    .addOption(option('--max-rooms-per-ip <n>', 'rooms followed for the peers of one IP address together (IPv6: one /64)')
+      .default(DEFAULT_MAX_ROOMS_PER_IP).argParser(positiveInteger))
+    .addOption(option('--announcements-per-second <n>', 'announcements one peer may send per second (burst: --max-rooms-per-peer)')
+      .default(DEFAULT_ANNOUNCEMENTS_PER_SECOND).argParser(positiveInteger))
     .addOption(option('--room-ttl <ms>', 'how long a room with no subscriber is still followed, in ms')
       .default(DEFAULT_ROOM_TTL_MS).argParser(positiveInteger))
     .addOption(option('--ping-interval <ms>', 'how often each connection is pinged to find dead peers, in ms')
       .default(DEFAULT_PING_INTERVAL_MS).argParser(positiveInteger))
     .addOption(option('--ice-server <url...>', 'STUN/TURN URLs handed to browsers by GET /ice-servers')
       .default(undefined, 'none').argParser(list(iceUrl)))
+    .addOption(option('--ice-origins <origin...>', 'origins whose pages may fetch GET /ice-servers, e.g. https://app.example.com, or * for any; others get 403')
+      .default(DEFAULT_ICE_ORIGINS, 'none').argParser(list(origin, DEFAULT_ICE_ORIGINS)))
+    .addOption(option('--ice-rate-limit <n>', 'GET /ice-servers requests per minute from one IP address (IPv6: one /64); beyond, 429')
+      .default(DEFAULT_ICE_RATE_LIMIT).argParser(positiveInteger))
     .addOption(option('--turn-secret <secret>', 'shared secret of the TURN server (coturn static-auth-secret): /ice-servers mints TURN REST credentials with it')
       .default(undefined, 'none'))
     .addOption(option('--turn-ttl <seconds>', 'lifetime of minted TURN credentials, in seconds')
       .default(DEFAULT_TURN_TTL_S).argParser(positiveInteger))
-    .addOption(option('--peer <multiaddr...>', 'other relays to federate with (their multiaddrs, ending in /p2p/<peer ID>)')
-      .default(undefined, 'none').argParser(list(anyMultiaddr)))
+    .addOption(option('--peer <multiaddr...>', 'other relays to federate with (their multiaddrs, ending in /p2p/<peer ID>); each is trusted, and so is the federation its record declares')
+      .default(undefined, 'none').argParser(list(peerMultiaddr)))
+    .addOption(option('--federation-key <file>', 'federation private key file shared by the relays of one operator (created with mode 0600 if missing): relays proving it federate, and browsers trust them')
+      .default(undefined, 'none'))
     .addHelpText('after', `
 Every option can also be set by its environment variable or, in the --config file, by its
 camelCase name. Precedence: flag > environment variable > config file > default. Lists
-(--listen, --announce, --ice-server, --peer) take several values; in an environment variable or
+(--listen, --announce, --ice-server, --ice-origins, --peer) take several values; in an environment variable or
 a config string separate them with spaces or commas. Exit codes: 0 after SIGTERM/SIGINT,
 1 on a failure at run time, 2 on an invalid option, config file or identity file.`)
     .configureHelp({
@@ -214,6 +262,7 @@ export function parseConfig (argv: string[]): { config: RelayConfig, sources: Co
   const config = program.opts<RelayConfig>()
   config.iceServer ??= []
   config.peer ??= []
+  config.iceOrigins ??= []
   checkTls(config)
   const sources: ConfigSources = {}
   for (const opt of program.options) {
@@ -255,7 +304,7 @@ function applyConfigFile (program: Command, file: string): void {
       fail(err?.message ?? String(err))
     }
     // paths in a config file are relative to the file, wherever the relay is started from
-    if (['identity', 'tlsCert', 'tlsKey'].includes(key)) parsed = resolve(dirname(file), parsed as string)
+    if (['identity', 'tlsCert', 'tlsKey', 'federationKey'].includes(key)) parsed = resolve(dirname(file), parsed as string)
     program.setOptionValueWithSource(key, parsed, 'config')
   }
 }

@@ -102,6 +102,14 @@ export const MAX_CACHED_ANNOUNCEMENTS = 50_000
  */
 export const ANNOUNCEMENT_CACHE_TTL_MS = 35_000
 
+/**
+ * A newcomer's subscription can arrive before the relay's own gossipsub stream to it is open;
+ * the hand-over of the room's announcements is then tried again every `HANDOVER_RETRY_MS`, at
+ * most `HANDOVER_ATTEMPTS` times in all (5 s).
+ */
+export const HANDOVER_RETRY_MS = 100
+export const HANDOVER_ATTEMPTS = 50
+
 /** How long a graceful shutdown (SIGTERM/SIGINT) may take before the process exits with 1, in ms. */
 export const SHUTDOWN_TIMEOUT_MS = 10_000
 
@@ -110,6 +118,124 @@ export const SHUTDOWN_TIMEOUT_MS = 10_000
  * peer that never answers must not use up `SHUTDOWN_TIMEOUT_MS`.
  */
 export const CONNECTION_CLOSE_TIMEOUT_MS = 2_000
+
+/**
+ * How long an inbound TCP connection on a WebSockets listen port may take to become a libp2p
+ * connection (first byte, HTTP upgrade, WebSocket, Noise, yamux), in ms. A socket that never
+ * sends a byte, or never finishes its upgrade, is closed then. Until then it counts toward
+ * `maxConnections` like any connection.
+ */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000
+
+/**
+ * Inbound TCP connections from one IP address (IPv6: one /64) that may be mid-handshake at once
+ * on the WebSockets port; beyond, new ones are closed at once (reason `handshakes-per-ip`). High
+ * enough for a burst of tabs behind one NAT reconnecting after a relay restart.
+ */
+export const MAX_HANDSHAKES_PER_IP = 64
+
+/**
+ * Bytes the relay queues for one connection that does not read what it is sent (on top of the
+ * WebSocket's own 4 MiB send buffer, @libp2p/websockets' default); beyond, the connection is
+ * aborted (reason `outbound-buffer`). A relay sends little but gossip and circuit data, which
+ * the circuit data limit already bounds.
+ */
+export const MAX_OUTBOUND_BUFFER_BYTES = 4 * 1024 * 1024
+
+/**
+ * Rooms (discovery topics) one peer can make the relay follow, i.e. subscriptions of one peer
+ * the relay counts. A tab joins a handful of rooms; beyond, its subscriptions are not followed
+ * (reason `rooms-per-peer`). Federated relays are not limited.
+ */
+export const DEFAULT_MAX_ROOMS_PER_PEER = 64
+
+/**
+ * Rooms followed for the peers of one IP address (IPv6: one /64) together (reason
+ * `rooms-per-ip`): every tab of a NAT shares it, so it is `maxReservationsPerIp` tabs of eight
+ * rooms each.
+ */
+export const DEFAULT_MAX_ROOMS_PER_IP = 1024
+
+/**
+ * Announcements one peer may send per second on discovery topics (a token bucket refilled at
+ * this rate, reason `announcement-rate`). A member announces each room every 10 s, and all its
+ * rooms at once when its reservations change: the burst is `maxRoomsPerPeer`.
+ */
+export const DEFAULT_ANNOUNCEMENTS_PER_SECOND = 10
+
+/** Peers (and IP addresses) whose announcement rate is tracked at once; the least recent is forgotten first. */
+export const MAX_RATE_TRACKED_PEERS = 4096
+
+/**
+ * Origins (`scheme://host[:port]`) whose pages may fetch `GET /ice-servers`; `*` allows any.
+ * None by default: TURN credentials are the operator's to hand out, so each app's origin is
+ * named (requests without an `Origin` header, i.e. not from another site's page, are served).
+ */
+export const DEFAULT_ICE_ORIGINS: string[] = []
+
+/** `GET /ice-servers` requests accepted per minute from one IP address (IPv6: one /64); beyond, 429. */
+export const DEFAULT_ICE_RATE_LIMIT = 30
+
+/** How long the HTTP endpoint waits for a request's headers, in ms (Node's default is 60 s). */
+export const HTTP_HEADERS_TIMEOUT_MS = 5_000
+
+/** How long the HTTP endpoint waits for a whole request, in ms (Node's default is 5 min). */
+export const HTTP_REQUEST_TIMEOUT_MS = 10_000
+
+/** How long an HTTP connection may sit idle (before its first request, or between two), in ms. */
+export const HTTP_IDLE_TIMEOUT_MS = 5_000
+
+/** How long an idle keep-alive HTTP connection is kept after a response, in ms (Node's default). */
+export const HTTP_KEEP_ALIVE_TIMEOUT_MS = 5_000
+
+/** How often Node checks the HTTP timeouts above, in ms (Node's default of 30 s would let them overrun). */
+export const HTTP_TIMEOUT_CHECK_INTERVAL_MS = 1_000
+
+/** HTTP connections held at once; beyond, new ones are closed at once (reason `http-connections`). */
+export const HTTP_MAX_CONNECTIONS = 256
+
+/** Largest request head (request line and headers) the HTTP endpoint reads, in bytes; beyond, 431. */
+export const HTTP_MAX_HEADER_BYTES = 8192
+
+/** Requests served on one keep-alive HTTP connection before it is closed. */
+export const HTTP_MAX_REQUESTS_PER_SOCKET = 100
+
+/**
+ * How often a relay publishes its relay record on `RELAYS_TOPIC`, in ms, and once more as soon
+ * as a peer subscribes to that topic (at most once per `RECORD_MIN_INTERVAL_MS`).
+ */
+export const RECORD_INTERVAL_MS = 10_000
+export const RECORD_MIN_INTERVAL_MS = 1_000
+
+/**
+ * Relays federated with at once. Every relay connects to every trusted relay it learns of (a
+ * room's announcements only cross relays that both follow it), so this bounds a federation.
+ */
+export const MAX_FEDERATED_RELAYS = 64
+
+/** Relays whose failed dials a relay remembers (for their backoff) at once. */
+export const MAX_REMEMBERED_RELAY_FAILURES = 256
+
+/** First wait before re-dialing a relay that could not be reached, doubled up to the next, in ms. */
+export const FEDERATION_REDIAL_MIN_MS = 1_000
+export const FEDERATION_REDIAL_MAX_MS = 60_000
+
+/**
+ * Log lines per second the binary writes for one kind of event (refusals by reason, errors by
+ * source), with a burst of as many: a flood is counted in full in `/metrics` but must not flood
+ * the log. Errors the relay survived (an exception nothing caught, a rejected promise nothing
+ * handled, a failed HTTP reply) are logged and counted, never fatal.
+ */
+export const MAX_LOG_LINES_PER_SECOND = 10
+
+/**
+ * How long a second relay on the same identity file waits for the first one's lock to go stale
+ * before giving up, in ms, and how often a running relay refreshes its lock. A relay killed with
+ * SIGKILL leaves its lock behind; it counts as stale `IDENTITY_LOCK_STALE_MS` after its last
+ * refresh, so a restart waits at most that long instead of being refused.
+ */
+export const IDENTITY_LOCK_STALE_MS = 5_000
+export const IDENTITY_LOCK_UPDATE_MS = 1_000
 
 /** Process exit code for an invalid option, environment variable, config file or key file. */
 export const EXIT_INVALID_CONFIG = 2

@@ -20,3 +20,12 @@ export class InvalidIdentityFileError extends Error {
   static name = 'InvalidIdentityFileError'
   name = 'InvalidIdentityFileError'
 }
+
+/**
+ * Another running relay holds the lock on this identity file: two relays on one key would share
+ * one peer ID, and a federation (and every browser) would take them for one relay.
+ */
+export class IdentityInUseError extends Error {
+  static name = 'IdentityInUseError'
+  name = 'IdentityInUseError'
+}

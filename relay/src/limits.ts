@@ -11,39 +11,28 @@
  * soon as its peer's last connection does.
  */
 import { RateLimiter } from '@libp2p/utils'
+import { MAX_HANDSHAKES_PER_IP, MAX_OUTBOUND_BUFFER_BYTES } from './constants.js'
+import { ipKey } from './refusals.js'
+import type { Refusal, RefusalCounter } from './refusals.js'
 import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import type { ConnectionGater, MultiaddrConnection, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from 'libp2p'
+import type { Socket } from 'node:net'
 
-/** Why a connection or reservation was refused. */
-export type RefusalReason =
-  | 'max-connections' // `maxConnections` connections are open
-  | 'connection-rate' // the IP opened `inboundConnectionThreshold` connections in the last second
-  | 'max-reservations' // `maxReservations` reservations are held (answered RESERVATION_REFUSED)
-  | 'reservations-per-ip' // peers on that IP hold `maxReservationsPerIp` reservations (PERMISSION_DENIED)
-  | 'shutting-down' // the relay is stopping
-
-export const REFUSAL_REASONS: RefusalReason[] = ['max-connections', 'connection-rate', 'max-reservations', 'reservations-per-ip', 'shutting-down']
-
-export interface Refusal {
-  /** What was refused. */
-  kind: 'connection' | 'reservation'
-  reason: RefusalReason
-  /** The remote IP address. */
-  ip?: string
-  /** The remote peer (reservations only: a connection is refused before its peer is known). */
-  peerId?: string
-}
+export type { Refusal, RefusalReason } from './refusals.js'
 
 export interface LimitsInit {
+  /** Connections held at once, counting sockets mid-handshake. */
   maxConnections: number
+  /** ms a socket may take to become a libp2p connection. */
+  handshakeTimeout: number
   /** Inbound connections per second per IP. */
   inboundConnectionThreshold: number
   maxReservations: number
   maxReservationsPerIp: number
-  /** Called on every refusal. */
-  onRefuse(refusal: Refusal): void
+  /** Counts and reports every refusal. */
+  refusals: RefusalCounter
 }
 
 /** Running totals, read by metrics.ts and `status()`. */
@@ -56,7 +45,6 @@ export interface LimitCounts {
   connectionFailures: number
   /** New reservations (refreshes of a held one not counted). */
   reservationsOpened: number
-  refusals: Record<RefusalReason, number>
 }
 
 export interface Limits {
@@ -65,6 +53,14 @@ export interface Limits {
   readonly counts: LimitCounts
   /** Starts enforcing on `libp2p`, which was created with `gater`. */
   attach(libp2p: Libp2p<{ relay: CircuitRelayService }>): void
+  /**
+   * Admits or closes a TCP connection the WebSockets listener just accepted (sockets.ts), before
+   * it sends a byte: it counts toward `maxConnections` from now, and is closed if it has not
+   * become a libp2p connection within `handshakeTimeout`.
+   */
+  admitSocket(socket: Socket): void
+  /** Sockets admitted that are not libp2p connections yet. */
+  readonly handshakes: number
   /** Refuses every connection and reservation from now on: the relay is shutting down. */
   close(): void
 }
@@ -73,19 +69,30 @@ export function createLimits (init: LimitsInit): Limits {
   return new RelayLimits(init)
 }
 
+/** A socket the WebSockets listener accepted that is not a libp2p connection yet. */
+interface Handshake {
+  socket: Socket
+  /** the per-IP key (ipKey) it counts under */
+  ip: string | undefined
+  timer: ReturnType<typeof setTimeout>
+}
+
 class RelayLimits implements Limits {
   readonly gater: ConnectionGater
   readonly counts: LimitCounts = {
     connectionAttempts: 0,
     connectionSuccesses: 0,
     connectionFailures: 0,
-    reservationsOpened: 0,
-    refusals: Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>
+    reservationsOpened: 0
   }
 
   private readonly init: LimitsInit
   private readonly rate: RateLimiter
   private readonly upgraded = new WeakSet<MultiaddrConnection>()
+  /** sockets admitted and mid-handshake, by `address:port` */
+  private readonly pending = new Map<string, Handshake>()
+  /** sockets mid-handshake per IP key */
+  private readonly pendingPerIp = new Map<string, number>()
   private libp2p?: Libp2p<{ relay: CircuitRelayService }>
   private closing = false
 
@@ -97,10 +104,20 @@ class RelayLimits implements Limits {
       denyInboundUpgradedConnection: (_peer, maConn) => {
         this.upgraded.add(maConn)
         this.counts.connectionSuccesses++
+        this.settle(maConn)
+        this.boundOutbound(maConn)
+        return false
+      },
+      denyOutboundUpgradedConnection: (_peer, maConn) => {
+        this.boundOutbound(maConn)
         return false
       },
       denyInboundRelayReservation: (peer) => this.denyReservation(peer)
     }
+  }
+
+  get handshakes (): number {
+    return this.pending.size
   }
 
   attach (libp2p: Libp2p<{ relay: CircuitRelayService }>): void {
@@ -113,18 +130,81 @@ class RelayLimits implements Limits {
   }
 
   private refuse (refusal: Refusal): true {
-    this.counts.refusals[refusal.reason]++
-    this.init.onRefuse(refusal)
+    this.init.refusals.refuse(refusal)
     return true
   }
 
+  admitSocket (socket: Socket): void {
+    const address = normalise(socket.remoteAddress)
+    const ip = ipKey(address)
+    const refused = (reason: Refusal['reason']): void => {
+      this.counts.connectionAttempts++
+      this.refuse({ kind: 'connection', reason, ip: address })
+      socket.destroy()
+    }
+    if (this.closing) return refused('shutting-down')
+    if (ip !== undefined && !this.consume(ip)) return refused('connection-rate')
+    if (this.pending.size + (this.libp2p?.getConnections().length ?? 0) >= this.init.maxConnections) return refused('max-connections')
+    if (ip !== undefined && (this.pendingPerIp.get(ip) ?? 0) >= MAX_HANDSHAKES_PER_IP) return refused('handshakes-per-ip')
+    const key = `${address}:${socket.remotePort}`
+    const timer = setTimeout(() => {
+      if (this.pending.get(key)?.socket !== socket) return
+      this.refuse({ kind: 'connection', reason: 'handshake-timeout', ip: address })
+      socket.destroy()
+    }, this.init.handshakeTimeout)
+    this.pending.set(key, { socket, ip, timer })
+    if (ip !== undefined) this.pendingPerIp.set(ip, (this.pendingPerIp.get(ip) ?? 0) + 1)
+    socket.once('close', () => { this.forget(key, socket) })
+  }
+
+  /** The socket of `maConn` became a libp2p connection: it is counted as one from now on. */
+  private settle (maConn: MultiaddrConnection): void {
+    const key = socketKey(maConn.remoteAddr)
+    const handshake = key === undefined ? undefined : this.pending.get(key)
+    if (key !== undefined && handshake !== undefined) this.forget(key, handshake.socket)
+  }
+
+  private forget (key: string, socket: Socket): void {
+    const handshake = this.pending.get(key)
+    if (handshake?.socket !== socket) return
+    clearTimeout(handshake.timer)
+    this.pending.delete(key)
+    if (handshake.ip === undefined) return
+    const left = (this.pendingPerIp.get(handshake.ip) ?? 1) - 1
+    if (left <= 0) this.pendingPerIp.delete(handshake.ip)
+    else this.pendingPerIp.set(handshake.ip, left)
+  }
+
+  /**
+   * A peer that does not read must not make the relay queue without bound: libp2p leaves a
+   * connection's write buffer unbounded, so it is bounded here and the connection aborted past it.
+   */
+  private boundOutbound (maConn: MultiaddrConnection): void {
+    maConn.maxWriteBufferLength = MAX_OUTBOUND_BUFFER_BYTES
+    maConn.addEventListener('close', (evt) => {
+      if (evt.error?.name === 'StreamBufferError') {
+        this.refuse({ kind: 'connection', reason: 'outbound-buffer', ip: ipOf(maConn.remoteAddr) })
+      }
+    }, { once: true })
+  }
+
   private denyConnection (maConn: MultiaddrConnection): boolean {
-    this.counts.connectionAttempts++
+    const key = socketKey(maConn.remoteAddr)
+    const admitted = key !== undefined && this.pending.has(key)
     const ip = ipOf(maConn.remoteAddr)
-    if (this.closing) return this.refuse({ kind: 'connection', reason: 'shutting-down', ip })
-    if (ip !== undefined && !this.consume(ip)) return this.refuse({ kind: 'connection', reason: 'connection-rate', ip })
-    if ((this.libp2p?.getConnections().length ?? 0) >= this.init.maxConnections) {
-      return this.refuse({ kind: 'connection', reason: 'max-connections', ip })
+    // a socket admitted by admitSocket was counted and checked then: only a listener
+    // sockets.ts could not guard is checked here
+    if (!admitted) {
+      this.counts.connectionAttempts++
+      if (this.closing) return this.refuse({ kind: 'connection', reason: 'shutting-down', ip })
+      const k = ipKey(ip)
+      if (k !== undefined && !this.consume(k)) return this.refuse({ kind: 'connection', reason: 'connection-rate', ip })
+      if ((this.libp2p?.getConnections().length ?? 0) >= this.init.maxConnections) {
+        return this.refuse({ kind: 'connection', reason: 'max-connections', ip })
+      }
+    } else {
+      this.counts.connectionAttempts++
+      if (this.closing) return this.refuse({ kind: 'connection', reason: 'shutting-down', ip })
     }
     maConn.addEventListener('close', () => {
       if (!this.upgraded.has(maConn)) this.counts.connectionFailures++
@@ -148,10 +228,11 @@ class RelayLimits implements Limits {
     const ip = ipOf(libp2p.getConnections(peer).find((c) => c.limits == null)?.remoteAddr)
     if (this.closing) return this.refuse({ kind: 'reservation', reason: 'shutting-down', ip, peerId })
     const reservations = libp2p.services.relay.reservations
-    if (ip !== undefined) {
+    const key = ipKey(ip)
+    if (key !== undefined) {
       let sameIp = 0
       for (const [other, reservation] of reservations) {
-        if (!other.equals(peer) && ipOf(reservation.addr) === ip) sameIp++
+        if (!other.equals(peer) && ipKey(ipOf(reservation.addr)) === key) sameIp++
       }
       if (sameIp >= this.init.maxReservationsPerIp) return this.refuse({ kind: 'reservation', reason: 'reservations-per-ip', ip, peerId })
     }
@@ -182,6 +263,17 @@ class RelayLimits implements Limits {
 
 /** The IP address of a multiaddr (an IPv4-mapped IPv6 address as IPv4), if it has one. */
 export function ipOf (ma: Multiaddr | undefined): string | undefined {
-  const ip = ma?.getComponents().find((c) => c.name === 'ip4' || c.name === 'ip6')?.value
+  return normalise(ma?.getComponents().find((c) => c.name === 'ip4' || c.name === 'ip6')?.value)
+}
+
+function normalise (ip: string | undefined): string | undefined {
   return ip?.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, '$1')
+}
+
+/** `address:port` of a multiaddr's IP and TCP port, as admitSocket keys a socket. */
+function socketKey (ma: Multiaddr): string | undefined {
+  const components = ma.getComponents()
+  const ip = ipOf(ma)
+  const port = components.find((c) => c.name === 'tcp')?.value
+  return ip === undefined || port === undefined ? undefined : `${ip}:${port}`
 }

@@ -6,20 +6,28 @@
  */
 import { Counter, Gauge } from 'prom-client'
 import { CIRCUIT_ENDS } from './circuits.js'
-import { REFUSAL_REASONS } from './limits.js'
+import { ERROR_SOURCES, REFUSAL_REASONS } from './refusals.js'
 import type { CircuitCounts } from './circuits.js'
 import type { LimitCounts } from './limits.js'
+import type { RefusalCounts } from './refusals.js'
 import type { Registry } from 'prom-client'
 
 export interface MetricSources {
   limits: LimitCounts
+  refusals: RefusalCounts
   circuits: CircuitCounts
   /** Connections opened and closed, all directions. */
   connections: { opened: number, closed: number }
   /** Reservations whose peer is connected. */
   reservations(): number
+  /** Inbound TCP connections in their handshake. */
+  handshakes(): number
   roomsFollowed(): number
-  roomsRefused(): number
+  /** Peers counted in a followed room. */
+  roomMembers(): number
+  federatedRelays(): number
+  /** Relay records seen, by verdict. */
+  relayRecords: { accepted: number, ignored: number, rejected: number }
   announcementsRejected(): number
 }
 
@@ -64,8 +72,11 @@ export function registerRelayMetrics (registry: Registry, s: MetricSources): voi
   counter(registry, 'p2p_rooms_relay_connection_attempts_total', 'Inbound connections that reached the admission check', () => s.limits.connectionAttempts)
   counter(registry, 'p2p_rooms_relay_connection_successes_total', 'Inbound connections admitted that completed encryption and multiplexing', () => s.limits.connectionSuccesses)
   counter(registry, 'p2p_rooms_relay_connection_failures_total', 'Inbound connections admitted that closed before completing their upgrade', () => s.limits.connectionFailures)
-  labelledCounter(registry, 'p2p_rooms_relay_refusals_total', `Connections, reservations and rooms refused, by reason (${[...REFUSAL_REASONS, 'max-rooms'].map((r) => r.replace(/-/g, '_')).join(', ')})`, 'reason',
-    () => snake({ ...s.limits.refusals, 'max-rooms': s.roomsRefused() }))
+  labelledCounter(registry, 'p2p_rooms_relay_refusals_total', `Connections, reservations, rooms, announcements and HTTP requests refused, by reason (${REFUSAL_REASONS.map((r) => r.replace(/-/g, '_')).join(', ')})`, 'reason',
+    () => snake(s.refusals.refusals))
+  labelledCounter(registry, 'p2p_rooms_relay_errors_total', `Errors the relay survived, each logged, by source (${ERROR_SOURCES.map((r) => r.replace(/-/g, '_')).join(', ')})`, 'source',
+    () => snake(s.refusals.errors))
+  gauge(registry, 'p2p_rooms_relay_handshakes', 'Inbound TCP connections not yet upgraded to libp2p connections (counted toward --max-connections)', s.handshakes)
 
   gauge(registry, 'p2p_rooms_relay_reservations', 'Circuit-relay reservations whose peer is connected', s.reservations)
   counter(registry, 'p2p_rooms_relay_reservations_opened_total', 'New circuit-relay reservations (refreshes not counted)', () => s.limits.reservationsOpened)
@@ -77,5 +88,9 @@ export function registerRelayMetrics (registry: Registry, s: MetricSources): voi
   counter(registry, 'p2p_rooms_relay_webrtc_upgrades_total', 'Estimate: circuits closed by an endpoint within half the duration limit, as a room node does once its direct WebRTC connection is up', () => s.circuits.upgrades)
 
   gauge(registry, 'p2p_rooms_relay_rooms_followed', 'Room discovery topics followed', s.roomsFollowed)
+  gauge(registry, 'p2p_rooms_relay_room_members', 'Peers counted in at least one followed room', s.roomMembers)
+  gauge(registry, 'p2p_rooms_relay_federated_relays', 'Relays federated with and connected', s.federatedRelays)
+  labelledCounter(registry, 'p2p_rooms_relay_relay_records_total', 'Relay records seen on the relays topic, by verdict (accepted: trusted; ignored: valid, not trusted; rejected: malformed or forged)', 'verdict',
+    () => ({ ...s.relayRecords }))
   counter(registry, 'p2p_rooms_relay_announcements_rejected_total', 'Discovery messages rejected as malformed, oversized or not their sender\'s own', s.announcementsRejected)
 }

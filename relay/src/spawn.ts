@@ -4,8 +4,9 @@
  * all need a real relay process.
  *
  * Unless the caller picks an identity (`--identity`, `--config`, or their environment variables),
- * the relay gets a key file in a fresh temporary directory, removed as soon as the relay listens
- * (it has its key by then): a spawned relay must not leave key files behind.
+ * the relay gets a key file in a fresh temporary directory, removed when the relay exits, or when
+ * this process does: a spawned relay must not leave key files behind. (The relay holds a lock
+ * next to its key for as long as it runs, so the directory cannot go as soon as it listens.)
  */
 import { spawn } from 'node:child_process'
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs'
@@ -48,7 +49,11 @@ export async function spawnRelay (init: SpawnRelayInit = {}): Promise<SpawnedRel
     env.P2P_ROOMS_RELAY_IDENTITY !== undefined || env.P2P_ROOMS_RELAY_CONFIG !== undefined
   const tempDir = ownsIdentity ? undefined : mkdtempSync(join(tmpdir(), 'p2p-rooms-relay-'))
   const identityArgs = tempDir === undefined ? [] : ['--identity', join(tempDir, 'identity.key')]
-  const removeTempDir = (): void => { if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true }) }
+  const removeTempDir = (): void => {
+    if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true })
+    process.off('exit', removeTempDir)
+  }
+  if (tempDir !== undefined) process.once('exit', removeTempDir)
 
   const child = spawn(process.execPath, [BIN, '--listen', ...listen, '--http', '127.0.0.1:0', ...identityArgs, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -104,9 +109,7 @@ export async function spawnRelay (init: SpawnRelayInit = {}): Promise<SpawnedRel
   })
   const multiaddrs = await ready
   child.removeAllListeners('exit')
-  // the relay read its key at start and never reads it again: nothing is left behind even if
-  // this process dies before the relay does
-  removeTempDir()
+  child.once('exit', removeTempDir)
   // a long-running relay (npm start) would otherwise keep every log line in memory
   buffering = false
   stdout = ''

@@ -3,6 +3,9 @@
  * shows the relay's numbers as `/status` has them, lists a federated relay, draws its charts, and
  * never shows a room's name. Real relay processes; a real browser node holds the reservation.
  */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { spawnRelay } from 'p2p-rooms-relay/spawn'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { DESKTOP, PHONE, checkScreen, openPage } from './demo-helpers.js'
@@ -17,18 +20,22 @@ const ROOM = `admin-page-must-not-show-${Date.now()}`
 let browser: Browser
 let relay: SpawnedRelay
 let peer: SpawnedRelay
+let keyDir: string | undefined
 let tab: Tab
 beforeAll(async () => {
   browser = await launchChromium()
-  relay = await spawnRelay()
-  // a second relay federated with the first: the page lists it
-  peer = await spawnRelay({ args: ['--peer', relay.multiaddrs[0]] })
+  // a second relay federated with the first (one federation key: federation is mutual): the page lists it
+  keyDir = await mkdtemp(join(tmpdir(), 'p2p-rooms-admin-'))
+  const federationKey = join(keyDir, 'federation.key')
+  relay = await spawnRelay({ args: ['--federation-key', federationKey] })
+  peer = await spawnRelay({ args: ['--peer', relay.multiaddrs[0], '--federation-key', federationKey] })
   tab = await openTab(browser, fixtureUrl, relay.multiaddrs[0], ROOM)
 })
 afterAll(async () => {
   await tab?.page.context().close()
   await Promise.all([relay?.stop(), peer?.stop()])
   await browser?.close()
+  if (keyDir !== undefined) await rm(keyDir, { recursive: true, force: true })
 })
 
 async function status (): Promise<any> {

@@ -1,8 +1,13 @@
 /**
- * Rooms across federated relays, in real Chromium tabs with two real relay processes: a tab on
- * relay A and a tab on relay B meet and go direct; when relay A is killed, its tab stays in the
- * room, reserves on relay B (which it was never given), and a newcomer on relay B reaches it.
+ * Rooms across federated relays, in real Chromium tabs with two real relay processes sharing a
+ * federation key (as an operator's relays do): a tab on relay A and a tab on relay B meet and go
+ * direct; when relay A is killed, its tab stays in the room, reserves on relay B (which it was
+ * never given, and trusts because relay A's record vouches for their federation), and a
+ * newcomer on relay B reaches it.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { spawnRelay } from 'p2p-rooms-relay/spawn'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { launchChromium, openTab, waitJoined, waitMessages, waitRelayEvent, waitRelayKnown } from './tabs.js'
@@ -14,10 +19,12 @@ const fixtureUrl = inject('fixtureUrl')
 
 let browser: Browser
 const relays: SpawnedRelay[] = []
+const dir = mkdtempSync(join(tmpdir(), 'p2p-rooms-federation-'))
 beforeAll(async () => { browser = await launchChromium() })
 afterAll(async () => {
   await browser?.close()
   await Promise.all(relays.map(async (r) => { await r.stop() }))
+  rmSync(dir, { recursive: true, force: true })
 })
 
 async function expectDirect (tab: Tab, peerId: string): Promise<void> {
@@ -35,9 +42,11 @@ async function say (from: Tab, to: Tab, text: string): Promise<void> {
 
 describe('rooms across federated relays', () => {
   it('meet across two relays, and survive the loss of one', async () => {
-    const relayA = await spawnRelay()
+    // the first relay creates the key file, the second reads it: one federation
+    const federationKey = join(dir, 'federation.key')
+    const relayA = await spawnRelay({ args: ['--federation-key', federationKey] })
     relays.push(relayA)
-    const relayB = await spawnRelay({ args: ['--peer', relayA.multiaddrs[0]] })
+    const relayB = await spawnRelay({ args: ['--peer', relayA.multiaddrs[0], '--federation-key', federationKey] })
     relays.push(relayB)
     const room = `federation-${Date.now()}`
 

@@ -27,7 +27,8 @@ let relay: SpawnedRelay
 
 beforeAll(async () => {
   [browser, coturn] = await Promise.all([launchChromium(), startCoturn({ secret: SECRET })])
-  relay = await spawnRelay({ args: ['--ice-server', coturn.url, '--turn-secret', SECRET] })
+  // the fixture's pages fetch /ice-servers from another origin (the relay's HTTP port): allowed by name
+  relay = await spawnRelay({ args: ['--ice-server', coturn.url, '--turn-secret', SECRET, '--ice-origins', new URL(fixtureUrl).origin] })
 })
 
 afterAll(async () => {

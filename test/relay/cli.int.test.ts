@@ -9,6 +9,7 @@ import { promisify } from 'node:util'
 import { multiaddr } from '@multiformats/multiaddr'
 import { spawnRelay } from 'p2p-rooms-relay/spawn'
 import { afterAll, describe, expect, it } from 'vitest'
+import { IDENTITY_LOCK_STALE_MS } from '../../relay/src/constants.js'
 import { client, status, stopClients } from './clients.js'
 
 const BIN = new URL('../../relay/bin/p2p-rooms-relay.js', import.meta.url).pathname
@@ -48,7 +49,9 @@ afterAll(async () => {
 const OPTIONS = [
   'config', 'listen', 'announce', 'identity', 'tls-cert', 'tls-key', 'http', 'log-level', 'max-reservations',
   'max-reservations-per-ip', 'max-connections', 'inbound-connection-threshold', 'circuit-duration-limit',
-  'circuit-data-limit', 'max-rooms', 'room-ttl', 'ice-server', 'turn-secret', 'turn-ttl', 'peer'
+  'circuit-data-limit', 'max-rooms', 'room-ttl', 'ice-server', 'turn-secret', 'turn-ttl', 'peer',
+  'handshake-timeout', 'max-rooms-per-peer', 'max-rooms-per-ip', 'announcements-per-second', 'ice-origins', 'ice-rate-limit',
+  'federation-key', 'ping-interval'
 ]
 
 describe('p2p-rooms-relay', () => {
@@ -105,6 +108,10 @@ describe('p2p-rooms-relay', () => {
         maxConnections: 99, // file
         maxReservationsPerIp: 128, // defaults
         inboundConnectionThreshold: 100,
+        handshakeTimeout: 10_000,
+        maxRoomsPerPeer: 64,
+        maxRoomsPerIp: 1024,
+        announcementsPerSecond: 10,
         circuitDurationLimit: 120_000,
         circuitDataLimit: 131_072
       })
@@ -141,6 +148,55 @@ describe('p2p-rooms-relay', () => {
     result = await run(['--identity', junk])
     expect(result.code).toBe(2)
     expect(result.stderr).toMatch(/is not a libp2p private key/)
+  })
+
+  it('refuses, with exit code 2 and one line naming --identity, to start on a key file another running relay holds', async () => {
+    const key = join(tempDir(), 'shared.key')
+    const first = await spawnRelay({ args: ['--identity', key] })
+    try {
+      const started = Date.now()
+      const second = await run(['--identity', key, '--listen', '/ip4/127.0.0.1/tcp/0/ws'])
+      expect(second.code).toBe(2)
+      const lines = second.stderr.trim().split('\n')
+      expect(lines[0]).toMatch(/^p2p-rooms-relay: error: the identity file .*shared\.key is in use by another running relay.*--identity <file>$/)
+      expect(lines[1]).toBe('(see p2p-rooms-relay --help)')
+      expect(second.stdout).toBe('')
+      // it waited for the lock to go stale, and the holder kept it fresh
+      expect(Date.now() - started).toBeLessThan(IDENTITY_LOCK_STALE_MS + 5_000)
+      expect((await status(first.httpUrl)).peerId).toBe(first.peerId)
+    } finally {
+      expect(await first.stop()).toBe(0)
+    }
+    // a relay stopped cleanly releases it at once
+    const again = await spawnRelay({ args: ['--identity', key] })
+    expect(again.peerId).toBe(first.peerId)
+    expect(await again.stop()).toBe(0)
+  })
+
+  it('restarts on the key of a relay killed with SIGKILL once its lock is stale', async () => {
+    const key = join(tempDir(), 'killed.key')
+    const first = await spawnRelay({ args: ['--identity', key] })
+    first.process.kill('SIGKILL')
+    await new Promise((resolve) => first.process.once('exit', resolve))
+    const killedAt = Date.now()
+    const second = await spawnRelay({ args: ['--identity', key], timeout: IDENTITY_LOCK_STALE_MS + 20_000 })
+    try {
+      expect(second.peerId).toBe(first.peerId)
+      expect(Date.now() - killedAt).toBeLessThan(IDENTITY_LOCK_STALE_MS + 10_000)
+    } finally {
+      expect(await second.stop()).toBe(0)
+    }
+  })
+
+  it('refuses to --peer itself, with exit code 2', async () => {
+    const key = join(tempDir(), 'self.key')
+    const relay = await spawnRelay({ args: ['--identity', key] })
+    const self = relay.multiaddrs[0]
+    expect(await relay.stop()).toBe(0)
+    const result = await run(['--identity', key, '--listen', '/ip4/127.0.0.1/tcp/0/ws', '--peer', self])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toMatch(/--peer .* is this relay itself/)
+    expect(result.stderr).not.toMatch(/\n\s+at /)
   })
 
   it('advertises and prints its --announce addresses instead of its listen addresses', async () => {

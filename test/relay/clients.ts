@@ -2,6 +2,7 @@
  * Plain Node libp2p clients for relay tests: what is tested is the relay, so the clients carry
  * only what a browser node uses to talk to it (WebSockets, Noise, yamux, circuit relay, ping).
  */
+import { connect } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -21,6 +22,7 @@ import type { Identify } from '@libp2p/identify'
 import type { Connection } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { Libp2p } from 'libp2p'
+import type { Socket } from 'node:net'
 
 export type Client = Libp2p<{ identify: Identify, ping: Ping }>
 
@@ -141,4 +143,65 @@ export function value (samples: Sample[], name: string, labels: Record<string, s
 /** Fetches `/status`. */
 export async function status (httpUrl: string): Promise<any> {
   return (await fetch(`${httpUrl}/status`)).json()
+}
+
+export interface RawExchange {
+  /** Everything the server sent before it closed (or before `timeoutMs`). */
+  response: string
+  /** Whether the server closed the connection. */
+  closed: boolean
+  /** ms from connecting until the server closed (or `timeoutMs`). */
+  ms: number
+}
+
+/**
+ * Opens a raw TCP connection to `url`'s host and port, writes `chunks` (each after `gapMs`; with
+ * `end`, then half-closes it), and resolves once the server closes it, or after `timeoutMs` (then
+ * `closed` is false). What a
+ * browser or curl would never send is sent as is.
+ */
+export async function rawExchange (url: string, chunks: Array<string | Uint8Array>, { gapMs = 0, timeoutMs = 10_000, end = false } = {}): Promise<RawExchange> {
+  const { hostname, port } = new URL(url)
+  const socket = connect(Number(port), hostname.replace(/^\[|\]$/g, ''))
+  const started = Date.now()
+  let response = ''
+  socket.setEncoding('latin1')
+  socket.on('data', (d: string) => { response += d })
+  socket.on('error', () => {})
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { finish(false) }, timeoutMs)
+    socket.once('close', () => { finish(true) })
+    function finish (closed: boolean): void {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve({ response, closed, ms: Date.now() - started })
+    }
+    socket.once('connect', () => {
+      void (async () => {
+        for (const chunk of chunks) {
+          if (socket.destroyed) return
+          socket.write(chunk)
+          if (gapMs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs))
+        }
+        // half-close: the server answers what it has and closes
+        if (end && !socket.destroyed) socket.end()
+      })()
+    })
+  })
+}
+
+/** Opens `n` TCP connections to `host:port` that never send a byte; each records when it was closed. */
+export async function idleSockets (host: string, port: number, n: number): Promise<Array<{ socket: Socket, closedAt?: number }>> {
+  const sockets = Array.from({ length: n }, () => {
+    const entry: { socket: Socket, closedAt?: number } = { socket: connect(port, host) }
+    entry.socket.on('error', () => {})
+    entry.socket.once('close', () => { entry.closedAt = Date.now() })
+    return entry
+  })
+  await Promise.all(sockets.map(async ({ socket }) => new Promise<void>((resolve) => {
+    if (socket.destroyed) { resolve(); return }
+    socket.once('connect', () => { resolve() })
+    socket.once('close', () => { resolve() })
+  })))
+  return sockets
 }

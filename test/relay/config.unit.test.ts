@@ -30,6 +30,9 @@ function file (name: string, content: unknown): string {
 
 const parse = (argv: string[]): ReturnType<typeof parseConfig> => parseConfig(argv)
 
+const PEER_A = '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN'
+const PEER_B = '12D3KooWCksQj9otAbv5CYtyRXUULNe66jhziporpktCieXQ8nFb'
+
 describe('relay configuration', () => {
   it('uses the defaults from constants.ts when nothing is set', () => {
     const { config, sources } = parse([]) as NonNullable<ReturnType<typeof parseConfig>>
@@ -60,9 +63,10 @@ describe('relay configuration', () => {
     expect(parse(['--listen', '/ip4/0.0.0.0/tcp/1/ws', '/ip4/0.0.0.0/tcp/2/ws'])?.config.listen).toEqual(['/ip4/0.0.0.0/tcp/1/ws', '/ip4/0.0.0.0/tcp/2/ws'])
     env({ P2P_ROOMS_RELAY_ICE_SERVER: 'stun:a.example:3478, turn:b.example:3478?transport=udp' })
     expect(parse([])?.config.iceServer).toEqual(['stun:a.example:3478', 'turn:b.example:3478?transport=udp'])
-    const config = file('lists.json', { peer: ['/dns4/a.example/tcp/443/tls/ws', '/dns4/b.example/tcp/443/tls/ws'], announce: '/dns4/relay.example/tcp/443/tls/ws' })
+    const [a, b] = [`/dns4/a.example/tcp/443/tls/ws/p2p/${PEER_A}`, `/dns4/b.example/tcp/443/tls/ws/p2p/${PEER_B}`]
+    const config = file('lists.json', { peer: [a, b], announce: '/dns4/relay.example/tcp/443/tls/ws' })
     expect(parse(['--config', config])?.config).toMatchObject({
-      peer: ['/dns4/a.example/tcp/443/tls/ws', '/dns4/b.example/tcp/443/tls/ws'],
+      peer: [a, b],
       announce: ['/dns4/relay.example/tcp/443/tls/ws']
     })
   })
@@ -90,6 +94,10 @@ describe('relay configuration', () => {
     expect(invalid(['--max-rooms', '1.5'])).toMatch(/--max-rooms <n>.*expected a positive integer/)
     expect(invalid(['--http', '9091'])).toMatch(/expected host:port/)
     expect(invalid(['--peer', 'not-a-multiaddr'])).toMatch(/not a multiaddr/)
+    // a relay to federate with is named by its peer ID
+    expect(invalid(['--peer', '/dns4/a.example/tcp/443/tls/ws'])).toMatch(/ending in \/p2p\/<peer ID>/)
+    expect(invalid(['--ice-origins', 'https://app.example.com/path'])).toMatch(/expected an origin/)
+    expect(invalid(['--ice-origins', 'app.example.com'])).toMatch(/expected an origin/)
     expect(invalid(['--tls-cert', 'c.pem'])).toMatch(/--tls-cert and --tls-key go together/)
     expect(invalid(['--tls-cert', 'c.pem', '--tls-key', 'k.pem'])).toMatch(/no listen address uses TLS/)
     expect(invalid(['--config', file('array.json', [1])])).toMatch(/expected a JSON object/)
@@ -98,6 +106,13 @@ describe('relay configuration', () => {
     expect(invalid(['--config', file('nested.json', { config: 'other.json' })])).toMatch(/unknown key "config"/)
     env({ P2P_ROOMS_RELAY_TURN_TTL: 'forever' })
     expect(invalid([])).toMatch(/P2P_ROOMS_RELAY_TURN_TTL.*expected a positive integer/)
+  })
+
+  it('reads the /ice-servers origin allow-list, none by default', () => {
+    expect(parse([])?.config.iceOrigins).toEqual([])
+    expect(parse(['--ice-origins', 'https://a.example.com', 'http://localhost:5173'])?.config.iceOrigins).toEqual(['https://a.example.com', 'http://localhost:5173'])
+    env({ P2P_ROOMS_RELAY_ICE_ORIGINS: '*' })
+    expect(parse([])?.config.iceOrigins).toEqual(['*'])
   })
 
   it('accepts secure WebSockets listen addresses with a certificate and key', () => {

@@ -26,7 +26,7 @@ describe('relay HTTP endpoint', () => {
   let member: Awaited<ReturnType<typeof createLibp2p>>
   beforeAll(async () => {
     relay = await spawnRelay({
-      args: ['--ice-server', 'stun:stun.example.com:3478', 'turn:turn.example.com:3478?transport=udp', '--turn-secret', SECRET, '--turn-ttl', '600']
+      args: ['--ice-server', 'stun:stun.example.com:3478', 'turn:turn.example.com:3478?transport=udp', '--turn-secret', SECRET, '--turn-ttl', '600', '--ice-origins', 'https://app.example.com']
     })
     // a peer holding a reservation and following a room, so there is something to report
     const holder = await client()
@@ -68,7 +68,7 @@ describe('relay HTTP endpoint', () => {
     expect(value(samples, 'p2p_rooms_relay_connection_attempts_total')).toBeGreaterThanOrEqual(2)
     expect(value(samples, 'p2p_rooms_relay_connection_successes_total')).toBeGreaterThanOrEqual(2)
     expect(value(samples, 'p2p_rooms_relay_connections_total', { event: 'open' })).toBeGreaterThanOrEqual(2)
-    for (const reason of ['max_connections', 'connection_rate', 'max_reservations', 'reservations_per_ip', 'max_rooms']) {
+    for (const reason of ['max_connections', 'connection_rate', 'handshake_timeout', 'max_reservations', 'reservations_per_ip', 'max_rooms', 'rooms_per_peer', 'rooms_per_ip', 'announcement_rate', 'http_malformed', 'ice_origin', 'ice_rate']) {
       expect(samples.some((s) => s.name === 'p2p_rooms_relay_refusals_total' && s.labels.reason === reason), reason).toBe(true)
     }
   })
@@ -104,11 +104,11 @@ describe('relay HTTP endpoint', () => {
     expect((await fetch(`${relay.httpUrl}/status`, { method: 'POST' })).status).toBe(405)
   })
 
-  it('hands out ICE servers with fresh TURN REST credentials to any origin at /ice-servers', async () => {
+  it('hands out ICE servers with fresh TURN REST credentials to an allowed origin at /ice-servers', async () => {
     const before = Math.floor(Date.now() / 1000)
     const res = await fetch(`${relay.httpUrl}/ice-servers`, { headers: { origin: 'https://app.example.com' } })
     expect(res.status).toBe(200)
-    expect(res.headers.get('access-control-allow-origin')).toBe('*')
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com')
     expect(res.headers.get('content-type')).toBe('application/json')
     const body = await res.json()
     expect(body.ttl).toBe(600)
@@ -123,6 +123,6 @@ describe('relay HTTP endpoint', () => {
 
     const preflight = await fetch(`${relay.httpUrl}/ice-servers`, { method: 'OPTIONS', headers: { origin: 'https://app.example.com', 'access-control-request-method': 'GET' } })
     expect(preflight.status).toBe(204)
-    expect(preflight.headers.get('access-control-allow-origin')).toBe('*')
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example.com')
   })
 })

@@ -10,6 +10,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { spawnRelay } from 'p2p-rooms-relay/spawn'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DISCOVERY_TOPIC_PREFIX } from '../../src/constants.js'
+import { encodeAnnouncement } from '../../src/wire.js'
 import { client, echo, gossipClient, metrics, on, otherIp, reserve, reserved, status, stopClients, value } from './clients.js'
 import type { SpawnedRelay } from 'p2p-rooms-relay/spawn'
 import type { Connection } from '@libp2p/interface'
@@ -189,3 +190,63 @@ describe('relay room limit', () => {
     }
   })
 })
+
+describe('relay room quotas', () => {
+  it('keeps following genuine rooms while 11 connections subscribe to 1,000 topics each', async () => {
+    const relay = await relayWith([])
+    try {
+      const memory = async (): Promise<{ rss: number, heap: number }> => {
+        const samples = await metrics(relay.httpUrl)
+        return { rss: value(samples, 'process_resident_memory_bytes'), heap: value(samples, 'nodejs_heap_size_used_bytes') }
+      }
+      const before = await memory()
+      // the issue's flood: about 11 connections of 1,000 topics filled the 10,000-room cap
+      const flood = await Promise.all(Array.from({ length: 11 }, async () => gossipClient(relay.multiaddrs[0])))
+      for (const [i, node] of flood.entries()) {
+        for (let t = 0; t < 1000; t++) node.services.pubsub.subscribe(`${DISCOVERY_TOPIC_PREFIX}flood-${i}-${t}-${Date.now()}`)
+      }
+      // gossipsub itself takes about 960 topics of this length per peer (maxTopicBytesPerPeer)
+      await expect.poll(async () => (await status(relay.httpUrl)).counters.refusals['rooms-per-peer'], { timeout: 30_000, interval: 500 }).toBeGreaterThanOrEqual(11 * (900 - 64))
+      const during = await memory()
+
+      const genuine = await gossipClient(relay.multiaddrs[0])
+      const room = `${DISCOVERY_TOPIC_PREFIX}genuine-${Date.now()}`
+      genuine.services.pubsub.subscribe(room)
+      await expect.poll(() => genuine.services.pubsub.getSubscribers(room).map(String), { timeout: 10_000 }).toContain(relay.peerId)
+      const s = await status(relay.httpUrl)
+      expect(s.roomsFollowed).toBe(11 * 64 + 1)
+      expect(s.counters.refusals['max-rooms']).toBe(0)
+      expect(value(await metrics(relay.httpUrl), 'p2p_rooms_relay_refusals_total', { reason: 'rooms_per_peer' })).toBe(s.counters.refusals['rooms-per-peer'])
+      console.log(`relay under a flood of 11 connections x 1,000 discovery topics: RSS ${mib(before.rss)} -> ${mib(during.rss)} MiB, ` +
+        `heap ${mib(before.heap)} -> ${mib(during.heap)} MiB; ${s.roomsFollowed} rooms followed, ${s.counters.refusals['rooms-per-peer']} subscriptions refused`)
+    } finally {
+      expect(await relay.stop()).toBe(0)
+    }
+  })
+
+  it('drops announcements beyond --announcements-per-second from one peer', async () => {
+    const relay = await relayWith(['--announcements-per-second', '1', '--max-rooms-per-peer', '2'])
+    try {
+      const topic = `${DISCOVERY_TOPIC_PREFIX}rate-${Date.now()}`
+      const [sender, receiver] = await Promise.all([gossipClient(relay.multiaddrs[0]), gossipClient(relay.multiaddrs[0])])
+      let got = 0
+      receiver.services.pubsub.addEventListener('message', (e) => { if (e.detail.topic === topic) got++ })
+      for (const c of [sender, receiver]) c.services.pubsub.subscribe(topic)
+      await expect.poll(() => [sender, receiver].every((c) => c.services.pubsub.getSubscribers(topic).map(String).includes(relay.peerId)), { timeout: 10_000 }).toBe(true)
+      const me = sender.peerId.toString()
+      for (let i = 0; i < 10; i++) {
+        await sender.services.pubsub.publish(topic, encodeAnnouncement({ v: 1, kind: 'announce', addrs: [`/ip4/127.0.0.1/tcp/${i + 1}/ws/p2p/${relay.peerId}/p2p-circuit/webrtc/p2p/${me}`] }))
+      }
+      await expect.poll(async () => refusals(relay, 'announcement_rate'), { timeout: 10_000 }).toBeGreaterThanOrEqual(7)
+      // the burst (2) and what refilled meanwhile got through, the rest did not
+      expect(got).toBeGreaterThanOrEqual(2)
+      expect(got).toBeLessThanOrEqual(3)
+    } finally {
+      expect(await relay.stop()).toBe(0)
+    }
+  })
+})
+
+function mib (bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(1)
+}
