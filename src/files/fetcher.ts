@@ -19,7 +19,7 @@ import { asError, readFrames, writeFrame } from './stream-io.js'
 import {
   FRAME_MISSING, ManifestAssembler, OP_GET, OP_MANIFEST, chunkCount, decodeGetFrame, encodeRequest, encodeWant, equalBytes, toHex
 } from './wire.js'
-import type { Manifest } from './manifest.js'
+import type { Manifest, WholeFileHasher } from './manifest.js'
 import type { FileStore, KeptFile } from './store.js'
 import type { Logger, Stream } from '@libp2p/interface'
 
@@ -94,7 +94,7 @@ export class Fetcher {
   /** chunks not verified and not asked for, lowest first; `retry` before `cursor` */
   private readonly retry: number[] = []
   private cursor = 0
-  private readonly hasher = wholeFileHasher()
+  private hasher!: WholeFileHasher
   private hashedUpTo = 0
   private readonly reorder = new Map<number, Uint8Array>()
   private stored = 0
@@ -139,6 +139,7 @@ export class Fetcher {
   /** Fetches, verifies and delivers the file. */
   async run (): Promise<File> {
     const { size, chunkSize } = this.target
+    this.hasher = await wholeFileHasher()
     this.kept = await this.ctx.store.open(this.key, size, chunkSize, this.count)
     let discard = false
     try {
