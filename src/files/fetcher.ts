@@ -288,27 +288,32 @@ export class Fetcher {
       for await (const frame of readFrames(stream, MAX_FILE_FRAME_BYTES)) {
         armIdle()
         const f = decodeGetFrame(frame)
-        if (f === undefined || !s.outstanding.delete(f.index)) throw new Error(`${s.peer} sent a malformed or unasked-for frame`)
+        if (f === undefined || !s.outstanding.has(f.index)) throw new Error(`${s.peer} sent a malformed or unasked-for frame`)
         if (f.type === FRAME_MISSING) {
+          s.outstanding.delete(f.index)
           this.requeue(f.index)
           this.ban(s.peer, `it lacks chunk ${f.index}`)
           break
         }
-        // ask for more before verifying and storing this one: the source's queue never runs dry
-        // while we wait on WebCrypto and storage (at most one chunk beyond the window in memory).
-        // The chunk is here either way: a stream that failed while asking fails after it is kept
+        // ask for more before verifying and storing this one, so the source's queue never runs
+        // dry while we wait on WebCrypto and storage (one chunk beyond the window in memory). The
+        // chunk in hand stays outstanding until kept, so no `take` picks it again meanwhile; a
+        // stream that failed while we asked fails once the chunk in hand is kept
         let refillFailure: unknown
-        if (s.outstanding.size <= FILE_WINDOW_CHUNKS - REFILL_CHUNKS) await this.refill(s, stream).catch((err) => { refillFailure = err })
+        if (s.outstanding.size - 1 <= FILE_WINDOW_CHUNKS - REFILL_CHUNKS) await this.refill(s, stream, 1).catch((err) => { refillFailure = err })
         const ok = await this.accept(s, f.index, f.data)
+        s.outstanding.delete(f.index)
         if (refillFailure !== undefined) throw refillFailure
         if (ok) {
           received++
           s.failures = 0
-        } else if (++s.bad >= MAX_BAD_CHUNKS_PER_SOURCE) {
-          this.ban(s.peer, `${s.bad} of its chunks failed verification`)
-          break
         } else {
-          // the bad chunk was put back first in line: ask for it now
+          // asked for again first, from whichever source asks next
+          this.requeue(f.index, true)
+          if (++s.bad >= MAX_BAD_CHUNKS_PER_SOURCE) {
+            this.ban(s.peer, `${s.bad} of its chunks failed verification`)
+            break
+          }
           await this.refill(s, stream)
         }
         if (s.outstanding.size === 0) break
@@ -329,16 +334,17 @@ export class Fetcher {
     }
   }
 
-  /** Asks `s` for chunks until its window is full (or nothing is left to ask for). */
-  private async refill (s: SourceState, stream: Stream): Promise<void> {
+  /** Asks `s` for chunks until its window (plus `inHand` chunks being kept) is full, or nothing is left to ask for. */
+  private async refill (s: SourceState, stream: Stream, inHand = 0): Promise<void> {
     const ask: number[] = []
-    while (s.outstanding.size + ask.length < FILE_WINDOW_CHUNKS) {
+    while (s.outstanding.size < FILE_WINDOW_CHUNKS + inHand) {
       const next = this.take()
       if (next === undefined) break
+      // outstanding at once, so the next `take` of this batch cannot pick it a second time
+      s.outstanding.add(next)
       ask.push(next)
     }
     if (ask.length === 0) return
-    for (const i of ask) s.outstanding.add(i)
     await writeFrame(stream, encodeWant(ask), this.abort.signal)
   }
 
@@ -349,7 +355,6 @@ export class Fetcher {
     if (!ok) {
       this.badChunks++
       this.ctx.log('chunk %d of %s from %s failed verification: asking again', index, this.key, s.peer)
-      this.requeue(index, true)
       return false
     }
     if (this.got[index] === 1) return true

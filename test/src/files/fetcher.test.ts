@@ -12,7 +12,7 @@ import { describeBlob } from '../../../src/files/manifest.js'
 import { serveChunks, serveManifest } from '../../../src/files/server.js'
 import { MemoryStore } from '../../../src/files/store.js'
 import { readFrames } from '../../../src/files/stream-io.js'
-import { OP_GET, OP_MANIFEST, decodeRequest, toHex } from '../../../src/files/wire.js'
+import { OP_GET, OP_MANIFEST, decodeRequest, decodeWant, toHex } from '../../../src/files/wire.js'
 import type { FetchContext } from '../../../src/files/fetcher.js'
 import type { Manifest } from '../../../src/files/manifest.js'
 import type { Servable } from '../../../src/files/server.js'
@@ -35,6 +35,8 @@ interface Holder {
   manifest?: Manifest
   streams: Stream[]
   served: number
+  /** Per get stream, every chunk index asked for on it. */
+  asked: number[][]
 }
 
 /** Holders reachable through mock stream pairs, answering as a node's file service would. */
@@ -57,7 +59,15 @@ function network (holders: Map<string, Holder>, present: Set<string>): FetchCont
             inbound.abort(new Error('the holder\'s connection broke'))
           }
         }
-        await serveChunks(inbound, frames, { ...h.servable, onSent }, new AbortController().signal)
+        const asked: number[] = []
+        h.asked.push(asked)
+        const recorded = (async function * () {
+          for await (const f of frames) {
+            asked.push(...(decodeWant(f) ?? []))
+            yield f
+          }
+        })()
+        await serveChunks(inbound, recorded, { ...h.servable, onSent }, new AbortController().signal)
       }
     })().catch(() => {})
     return out
@@ -67,7 +77,7 @@ function network (holders: Map<string, Holder>, present: Set<string>): FetchCont
 async function setup (bytes: Uint8Array, peers: string[], opts: { store?: MemoryStore } = {}): Promise<{ fetcher: Fetcher, holders: Map<string, Holder>, present: Set<string>, manifest: Manifest, store: MemoryStore }> {
   const blob = new Blob([bytes as Uint8Array<ArrayBuffer>])
   const manifest = await describeBlob(blob, CHUNK)
-  const holders = new Map(peers.map((p) => [p, { servable: { blob, manifest }, streams: [], served: 0 } as Holder]))
+  const holders = new Map(peers.map((p) => [p, { servable: { blob, manifest }, streams: [], served: 0, asked: [] } as Holder]))
   const present = new Set(peers)
   const store = opts.store ?? new MemoryStore()
   const ctx: FetchContext = { label: 'room', store, log, open: network(holders, present), holders: () => [...present], isDirect: (p) => present.has(p) }
@@ -116,6 +126,21 @@ describe('fetching a file', () => {
     expect(same(await bytesOf(await running), bytes)).toBe(true)
     clearInterval(leave)
     expect(fetcher.bySource.a).toBeGreaterThan(0)
+  })
+
+  it('asks a holder whose stream broke for each missing chunk once, on its next stream', async () => {
+    const bytes = randomFile(80)
+    const { fetcher, holders } = await setup(bytes, ['a'])
+    holders.get('a')!.breakAfter = 10
+    expect(same(await bytesOf(await fetcher.run()), bytes)).toBe(true)
+    const streams = holders.get('a')!.asked
+    expect(streams.length).toBeGreaterThanOrEqual(2)
+    for (const asked of streams) expect(new Set(asked).size).toBe(asked.length)
+    // after the break, only what had not been verified was asked for
+    const before = new Set(streams[0])
+    const after = streams.slice(1).flat()
+    expect(after.length).toBeLessThanOrEqual(fetcher.count - (streams[0].length - before.size))
+    expect(new Set(after).size).toBe(after.length)
   })
 
   it('drops a holder whose manifest does not match the offer, and uses another', async () => {
