@@ -262,3 +262,72 @@ export const RELAY_REDIAL_JITTER = 0.2
  * before it is taken for dead and closed (its reservation then made again), in ms.
  */
 export const RELAY_ONLINE_PING_TIMEOUT_MS = 3_000
+
+// --- files: `room.sendFile`, `room.shareFile` (src/files/) ---------------------------------------
+
+/**
+ * Protocol of file transfers: offers, manifests, chunks and notices, each exchange on its own
+ * stream, over direct WebRTC connections only (never a relay's circuit).
+ */
+export const FILE_PROTOCOL = `/p2p-rooms/${PROTOCOL_VERSION}/file`
+
+/** Bytes per chunk of a file we send or share: the unit that is hashed, verified, kept and re-sent. */
+export const FILE_CHUNK_BYTES = 256 * 1024
+
+/** Smallest chunk size a receiver accepts in an offer, in bytes (smaller means a larger manifest). */
+export const MIN_FILE_CHUNK_BYTES = 16 * 1024
+
+/** Largest chunk size a receiver accepts in an offer, in bytes: the most one chunk frame holds in memory. */
+export const MAX_FILE_CHUNK_BYTES = 1024 * 1024
+
+/** Largest file a node accepts (`maxFileBytes`); larger offers are refused with `FileTooLargeError`, in bytes. */
+export const DEFAULT_MAX_FILE_BYTES = 4 * 1024 * 1024 * 1024
+
+/** Files offered to us with `sendFile` that a room holds, not yet accepted or rejected (`maxPendingFiles`). */
+export const DEFAULT_MAX_PENDING_FILES = 32
+
+/** Files shared with `shareFile` by others that a room remembers; the oldest is forgotten first. */
+export const MAX_FILE_OFFERS = 256
+
+/**
+ * How long the verified chunks of a file that did not finish are kept for a resume, after the
+ * page that fetched them is gone (`keptFileTtl`), in ms.
+ */
+export const DEFAULT_KEPT_FILE_TTL_MS = 24 * 60 * 60 * 1000
+
+/**
+ * How long a sender keeps a transfer open for a receiver that left the room (a reload, a crash),
+ * waiting for it to come back and resume (`fileResumeWindow`), in ms.
+ */
+export const DEFAULT_FILE_RESUME_WINDOW_MS = 60_000
+
+/** Where a receiver keeps chunks: `'auto'` is OPFS, else IndexedDB, else memory (`fileStorage`). */
+export const DEFAULT_FILE_STORAGE = 'auto'
+
+/** Chunks a fetcher asks one source for ahead of those it received: its window (flow control). */
+export const FILE_WINDOW_CHUNKS = 32
+
+/** Chunks from one source that may fail verification before that source is dropped. */
+export const MAX_BAD_CHUNKS_PER_SOURCE = 3
+
+/** Longest file name (UTF-8 bytes) and media type (bytes) an offer may carry. */
+export const MAX_FILE_NAME_BYTES = 1024
+export const MAX_FILE_TYPE_BYTES = 255
+
+/** Chunk hashes per manifest frame (32 bytes each). */
+export const MANIFEST_HASHES_PER_FRAME = 2048
+
+/** Chunk indices per request frame of a fetcher. */
+export const MAX_WANT_INDICES = 256
+
+/** Largest frame on `FILE_PROTOCOL`: a chunk and its header, in bytes. */
+export const MAX_FILE_FRAME_BYTES = MAX_FILE_CHUNK_BYTES + 64
+
+/** How often a node removes kept files whose page is gone and that were delivered or are past their TTL, in ms. */
+export const FILE_SWEEP_INTERVAL_MS = 60 * 60 * 1000
+
+/** OPFS directory (and IndexedDB database) where a receiver keeps chunks, one entry per file. */
+export const FILE_STORE_NAME = 'p2p-rooms-files'
+
+/** Web Lock name prefix, followed by a kept file's directory name: held by the page receiving it. */
+export const FILE_LOCK_PREFIX = 'p2p-rooms:file:'

@@ -103,3 +103,61 @@ export class InvalidIdentityError extends Error {
   static name = 'InvalidIdentityError'
   name = 'InvalidIdentityError'
 }
+
+// --- files (src/files/) --------------------------------------------------------------------------
+
+/** The receiver refused a file larger than its `maxFileBytes` (`limit`, in bytes); nothing was sent. */
+export class FileTooLargeError extends Error {
+  static name = 'FileTooLargeError'
+  name = 'FileTooLargeError'
+  /** The receiver's limit, in bytes. */
+  readonly limit: number
+  constructor (message: string, limit: number) {
+    super(message)
+    this.limit = limit
+  }
+}
+
+/** The receiver holds as many offers as it accepts (`maxPendingFiles`) and refused another one. */
+export class TooManyFilesError extends Error {
+  static name = 'TooManyFilesError'
+  name = 'TooManyFilesError'
+}
+
+/** The receiver rejected the file (`incoming.reject()`). */
+export class FileRejectedError extends Error {
+  static name = 'FileRejectedError'
+  name = 'FileRejectedError'
+}
+
+/** The transfer was cancelled, by this side (`by: 'local'`) or the other (`'remote'`). */
+export class FileCancelledError extends Error {
+  static name = 'FileCancelledError'
+  name = 'FileCancelledError'
+  readonly by: 'local' | 'remote'
+  constructor (message: string, by: 'local' | 'remote') {
+    super(message)
+    this.by = by
+  }
+}
+
+/**
+ * The bytes received do not hash to the file's SHA-256, or its manifest does not match its offer:
+ * the file is never delivered and its kept chunks are removed.
+ */
+export class FileIntegrityError extends Error {
+  static name = 'FileIntegrityError'
+  name = 'FileIntegrityError'
+}
+
+/** No member that has the file is left in the room to fetch it from; kept chunks stay for a later resume. */
+export class FileUnavailableError extends Error {
+  static name = 'FileUnavailableError'
+  name = 'FileUnavailableError'
+}
+
+/** Kept chunks could not be written or read (storage full or blocked); `cause` has the storage's error. */
+export class FileStorageError extends Error {
+  static name = 'FileStorageError'
+  name = 'FileStorageError'
+}

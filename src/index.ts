@@ -24,6 +24,10 @@ import {
   DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_IDENTITY, DEFAULT_PRESENCE_TIMEOUT_MS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PEER_TTL_MS, DEFAULT_RESERVATION_TIMEOUT_MS
 } from './constants.js'
 import { DEFAULT_MAX_RELAYS } from './constants.js'
+// files (issue 10, src/files/)
+import { DEFAULT_FILE_RESUME_WINDOW_MS, DEFAULT_FILE_STORAGE, DEFAULT_KEPT_FILE_TTL_MS, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PENDING_FILES } from './constants.js'
+import type { FileStorage } from './files/service.js'
+import type { RoomFileEvents, RoomFiles } from './files/types.js'
 import { startRoomNode } from './room-node.js'
 import type { IDENTITY_KINDS, SESSION_TYPES } from './constants.js'
 import type { RoomNodeServices } from './node-config.js'
@@ -40,6 +44,9 @@ export { InvalidRoomOptionsError, NotHostError, PeerNotFoundError, RateLimitedEr
 export type { DropReason, HistoryRefusal } from './room-messages.js'
 export { IceServersFetchError } from './errors.js'
 export { InvalidIdentityError } from './errors.js'
+export { FileCancelledError, FileIntegrityError, FileRejectedError, FileStorageError, FileTooLargeError, FileUnavailableError, TooManyFilesError } from './errors.js'
+export type { FileDownload, FileOffer, FileProgress, FileTransfer, FileTransferEvents, FileTransferState, IncomingFile, RoomFileEvents, RoomFiles, SendFileOptions, SharedFile } from './files/types.js'
+export type { FileStorage }
 export type { PeerPath, RoomNodeServices }
 
 // Private rooms: a secret that cannot be guessed, for apps that can share a link (see private-room.ts).
@@ -96,6 +103,32 @@ export interface RoomNodeInit {
    * reachable, and reserves on another known relay, when one goes away. @default 2
    */
   maxRelays?: number
+  /**
+   * Largest file this node accepts from `sendFile` or fetches from `shareFile`, in bytes; larger
+   * offers are refused (the sender's `done` rejects with `FileTooLargeError`) and cost nothing. @default 4294967296
+   */
+  maxFileBytes?: number
+  /**
+   * Files sent to us that a room holds as offers (`file` events not yet accepted or rejected);
+   * beyond, the sender's `done` rejects with `TooManyFilesError`. @default 32
+   */
+  maxPendingFiles?: number
+  /**
+   * How long the verified chunks of a file that did not finish are kept (for a resume) once no
+   * page uses them, in ms; delivered files are removed once their page is gone. @default 86400000
+   */
+  keptFileTtl?: number
+  /**
+   * How long a sender keeps a transfer open for a receiver that left the room (a reload), so that
+   * it resumes when it rejoins, in ms. @default 60000
+   */
+  fileResumeWindow?: number
+  /**
+   * Where received chunks are kept: `'auto'` is the Origin Private File System (written in place
+   * by a worker), else IndexedDB, else memory (Node); `'opfs'`, `'indexeddb'` and `'memory'`
+   * choose one (falling back in that order if it is missing). @default 'auto'
+   */
+  fileStorage?: FileStorage
 }
 
 /** Where a node's key is kept: per browser tab, per browser profile, or nowhere. */
@@ -250,7 +283,7 @@ export interface PublishResult {
   recipients: string[]
 }
 
-export interface RoomEvents {
+export interface RoomEvents extends RoomFileEvents {
   /**
    * A peer was seen in the room through the relay; it is not reachable yet (`path: 'relayed'`).
    *
@@ -300,7 +333,7 @@ export interface RoomEvents {
   'gap': CustomEvent<{ from: string, first: number, last: number }>
 }
 
-export interface Room extends TypedEventTarget<RoomEvents> {
+export interface Room extends TypedEventTarget<RoomEvents>, RoomFiles {
   readonly name: string
   readonly type: SessionType
   /** Whether it was joined with a `secret`. */
@@ -447,6 +480,11 @@ export async function createRoomNode (init: RoomNodeInit = {}): Promise<RoomNode
     maxMessageBytes: init.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     heartbeatInterval: init.heartbeatInterval ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
     presenceTimeout: init.presenceTimeout ?? DEFAULT_PRESENCE_TIMEOUT_MS,
-    maxRelays: init.maxRelays ?? DEFAULT_MAX_RELAYS
+    maxRelays: init.maxRelays ?? DEFAULT_MAX_RELAYS,
+    maxFileBytes: init.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
+    maxPendingFiles: init.maxPendingFiles ?? DEFAULT_MAX_PENDING_FILES,
+    keptFileTtl: init.keptFileTtl ?? DEFAULT_KEPT_FILE_TTL_MS,
+    fileResumeWindow: init.fileResumeWindow ?? DEFAULT_FILE_RESUME_WINDOW_MS,
+    fileStorage: init.fileStorage ?? DEFAULT_FILE_STORAGE
   }, init.privateKey)
 }

@@ -11,6 +11,7 @@ import {
 } from './constants.js'
 import { DirectLinks } from './direct.js'
 import { InvalidRoomNameError, InvalidRoomOptionsError, NoRelaysError, RoomClosedError } from './errors.js'
+import { loadExtensions } from './extensions.js'
 import { resolveIceServers } from './ice.js'
 import { resolveIdentity } from './identity.js'
 import { roomNodeConfig } from './node-config.js'
@@ -20,6 +21,8 @@ import { RelaySet } from './relays.js'
 import { RoomImpl } from './room.js'
 import { FrameSender, handleFrames, handleRequests, request } from './streams.js'
 import { decodeLabelled, roomTopics } from './wire.js'
+import type { Extensions } from './extensions.js'
+import type { FileService } from './files/service.js'
 import type { RoomSettings } from './room.js'
 import type { JoinRoomInit, ResolvedRoomNodeOptions, Room, RoomNode, RoomNodeIdentity } from './index.js'
 import type { RoomNodeServices } from './node-config.js'
@@ -41,10 +44,12 @@ export class RoomNodeImpl implements RoomNode {
   private readonly joined = new Map<string, RoomImpl>()
   private readonly abort = new AbortController()
   private readonly frames: FrameSender
+  /** Files in every room (src/files/): one protocol handler, one chunk store. */
+  private readonly files: FileService
   private started = false
   private stopped = false
 
-  constructor (libp2p: Libp2p<RoomNodeServices>, options: ResolvedRoomNodeOptions, identity: RoomNodeIdentity, relays: RelaySet, links: DirectLinks, createdAt: number, startedAt: number) {
+  constructor (libp2p: Libp2p<RoomNodeServices>, options: ResolvedRoomNodeOptions, identity: RoomNodeIdentity, relays: RelaySet, links: DirectLinks, extensions: Extensions, createdAt: number, startedAt: number) {
     this.libp2p = libp2p
     this.relays = relays
     this.links = links
@@ -54,6 +59,12 @@ export class RoomNodeImpl implements RoomNode {
     this.startedAt = startedAt
     this.log = libp2p.logger.forComponent('p2p-rooms:node')
     this.frames = new FrameSender(libp2p, ROOM_PROTOCOL, { maxFrameBytes: HARD_MAX_FRAME_BYTES, signal: this.abort.signal })
+    this.files = new extensions.FileService({
+      logger: libp2p.logger,
+      handle: async (protocol, handler, opts) => { await libp2p.handle(protocol, handler, opts) },
+      unhandle: async (protocol) => { await libp2p.unhandle(protocol) },
+      links
+    }, options)
   }
 
   /** Registers the protocols every room shares and starts routing events to the rooms. Idempotent. */
@@ -90,6 +101,7 @@ export class RoomNodeImpl implements RoomNode {
       writeTimeout: HISTORY_WRITE_TIMEOUT_MS,
       onWriteTimeout: (from, req) => { roomOf(req)?.historyWriteTimedOut(from) }
     })
+    await this.files.start()
   }
 
   get peerId (): string {
@@ -121,7 +133,8 @@ export class RoomNodeImpl implements RoomNode {
       sendFrame: async (peer, frame) => { await this.frames.send(peer, frame) },
       sendFrameNow: (peer, frame) => this.frames.sendNow(peer, frame),
       requestHistory: async (peer, req, limits, signal) => request(this.libp2p, peer, HISTORY_PROTOCOL, req, { ...limits, signal }),
-      onLeft: (r) => { if (this.joined.get(r.topics.room) === r) this.joined.delete(r.topics.room) }
+      onLeft: (r) => { if (this.joined.get(r.topics.room) === r) this.joined.delete(r.topics.room) },
+      files: this.files
     })
     this.joined.set(room.topics.room, room)
     room.start()
@@ -172,6 +185,7 @@ export class RoomNodeImpl implements RoomNode {
     const { pubsub } = this.libp2p.services
     this.abort.abort(new RoomClosedError('the room node was stopped'))
     await Promise.all([...this.joined.values()].map(async (r) => { await r.leave() }))
+    await this.files.stop()
     pubsub.removeEventListener('message', this.onPubsubMessage)
     pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
     await this.libp2p.stop()
@@ -212,6 +226,9 @@ export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKe
   const createdAt = performance.now()
   const startedAt = Date.now()
   const relays = parseRelayAddrs(options.relays)
+  // fetched while we reach the relay; awaited once we did
+  const extensions = loadExtensions()
+  extensions.catch(() => {})
   const iceServers = await resolveIceServers(options.iceServers, options.iceServersUrl)
   const identity = await resolveIdentity(options.identity, privateKey)
   const libp2p = await createLibp2p<RoomNodeServices>(roomNodeConfig({
@@ -247,7 +264,14 @@ export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKe
     await libp2p.stop()
     throw err
   }
-  const node = new RoomNodeImpl(libp2p, options, identity.identity, relaySet, links, createdAt, startedAt)
+  let loaded: Extensions
+  try {
+    loaded = await extensions
+  } catch (err) {
+    await libp2p.stop()
+    throw err
+  }
+  const node = new RoomNodeImpl(libp2p, options, identity.identity, relaySet, links, loaded, createdAt, startedAt)
   await node.start()
   return node
 }

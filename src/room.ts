@@ -20,6 +20,10 @@ import {
   encodeAnnouncement, encodeHandoff, encodeHeartbeat, encodeHistoryRequest, encodeLabelled, roomTopics
 } from './wire.js'
 import type { DirectLinkEvents, DirectLinks } from './direct.js'
+// files (issue 10): the room's file session, see src/files/
+import type { FileService } from './files/service.js'
+import type { RoomFileSession } from './files/room-files.js'
+import type { FileTransfer, SendFileOptions, SharedFile } from './files/types.js'
 import type { MeetingPhase, MeetingTimeline, ResolvedRoomNodeOptions, RoomEvents, Room, RoomPeer, RoomPeerStats, LeaveReason, PublishResult, SessionType, RoomStats } from './index.js'
 import type { Delivery, HistoryRefusal, OpenedMessage } from './room-messages.js'
 import type { Release } from './sequence.js'
@@ -54,6 +58,8 @@ export interface RoomContext {
   requestHistory: (peer: string, request: Uint8Array, limits: { maxFrames: number, maxFrameBytes: number }, signal: AbortSignal) => Promise<Uint8Array[]>
   /** Called once the room is left. */
   onLeft: (room: RoomImpl) => void
+  /** The node's file service (src/files/): the room's files attach to it. */
+  files: Pick<FileService, 'attach'>
 }
 
 /** A room's own settings, resolved from `joinRoom`'s options. */
@@ -124,6 +130,8 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   private readonly startedAt = performance.now()
   private started = false
   private closed = false
+  /** Files sent, received and shared in this room (src/files/). */
+  readonly files: RoomFileSession
 
   constructor (name: string, settings: RoomSettings, ctx: RoomContext) {
     super()
@@ -151,6 +159,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
       historyRequestsPerMinute: settings.historyRequestsPerMinute,
       master: settings.secret?.master
     })
+    this.files = ctx.files.attach(this)
   }
 
   get self (): string {
@@ -259,6 +268,15 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     this.electHost()
   }
 
+  // files (src/files/): the room delegates
+  sendFile (peerId: string, file: Blob, options?: SendFileOptions): FileTransfer {
+    return this.files.sendFile(peerId, file, options)
+  }
+
+  async shareFile (file: Blob, options?: SendFileOptions): Promise<SharedFile> {
+    return this.files.shareFile(file, options)
+  }
+
   /** A room message from us, with our rank and whether we are settled in its header. */
   private async encode (kind: RoomMessageKind, seq: number, body: Uint8Array): Promise<Uint8Array> {
     return this.messages.encode(this.self, { kind, seq, rank: this.ranks.rank, settled: this.ranks.settled }, body)
@@ -288,6 +306,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     clearTimeout(this.replyTimer)
     this.heldForHistory.length = 0
     this.abort.abort(new RoomClosedError(`room "${this.name}" was left`))
+    this.files.close()
     const { links, pubsub } = this.ctx
     links.removeEventListener('peer:direct', this.onDirect)
     links.removeEventListener('peer:drop', this.onDrop)

@@ -248,6 +248,18 @@ describe('direct links', () => {
     expect(direct).toEqual([PEER])
   })
 
+  it('keeps the newer connection when the dialer dials again over one it has lost', async () => {
+    const direct = events('peer:direct')
+    const old = node.open(PEER, 'direct', 'outbound')
+    links.want(PEER, 'room', { addrs: [circuit(RELAY, PEER)], startedAt: EARLIER })
+    // our side of the old connection died without the peer noticing; we healed by dialing again
+    const healed = node.open(PEER, 'direct', 'outbound')
+    await vi.advanceTimersByTimeAsync(0)
+    expect(old.close).toHaveBeenCalled()
+    expect(healed.close).not.toHaveBeenCalled()
+    expect(direct).toEqual([PEER])
+  })
+
   it('does nothing after stop', async () => {
     links.stop()
     links.want(PEER, 'room', { addrs: [circuit(RELAY, PEER)], startedAt: EARLIER })

@@ -9,6 +9,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import * as C from '../../src/constants.js'
+import { FileService } from '../../src/files/service.js'
 import { RoomImpl } from '../../src/room.js'
 import { KIND_DATA, decodeLabelled, encodeAnnouncement, encodeHistoryRequest, encodeLabelled } from '../../src/wire.js'
 import type { ResolvedRoomNodeOptions, SessionType } from '../../src/index.js'
@@ -29,7 +30,12 @@ const OPTIONS: ResolvedRoomNodeOptions = {
   maxMessageBytes: C.DEFAULT_MAX_MESSAGE_BYTES,
   heartbeatInterval: C.DEFAULT_HEARTBEAT_INTERVAL_MS,
   presenceTimeout: C.DEFAULT_PRESENCE_TIMEOUT_MS,
-  maxRelays: C.DEFAULT_MAX_RELAYS
+  maxRelays: C.DEFAULT_MAX_RELAYS,
+  maxFileBytes: C.DEFAULT_MAX_FILE_BYTES,
+  maxPendingFiles: C.DEFAULT_MAX_PENDING_FILES,
+  keptFileTtl: C.DEFAULT_KEPT_FILE_TTL_MS,
+  fileResumeWindow: C.DEFAULT_FILE_RESUME_WINDOW_MS,
+  fileStorage: 'memory'
 }
 
 const noop = Object.assign((..._args: unknown[]) => {}, { error: () => {}, trace: () => {}, enabled: false })
@@ -85,6 +91,8 @@ class Net {
     links.phases = () => ({})
     const member: Member = { peerId, id, links, room: undefined as unknown as RoomImpl, events: { joins: [], leaves: [], messages: [], hosts: [], gaps: [] } }
     const ctx: RoomContext = {
+      // the room's files attach to a file service that is never started: no protocol, no streams
+      files: new FileService({ logger: { forComponent: () => noop as any }, handle: async () => {}, unhandle: async () => {}, links }, OPTIONS) as any,
       self: id,
       startedAt: Date.now(),
       options: OPTIONS,

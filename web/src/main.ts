@@ -12,6 +12,7 @@ import {
 } from './config.js'
 import { InviteDialog, RoomDialog } from './dialogs.js'
 import { byId, duration, h, plural, renameAll } from './dom.js'
+import { FilesView } from './files-view.js'
 import { Directory, generatedName, storeName, storedName } from './names.js'
 import { NetworkView } from './network-view.js'
 import { PeopleView } from './people-view.js'
@@ -37,6 +38,7 @@ const progress = new MeetingProgress()
 const chat = new ChatView(dir)
 const people = new PeopleView(dir)
 const network = new NetworkView(dir)
+const files = new FilesView(dir)
 const roomDialog = new RoomDialog()
 const invite = new InviteDialog()
 new Theme().start()
@@ -192,7 +194,7 @@ async function startNode (): Promise<void> {
   network.setName(n.peerId)
   watchRelays(n)
 
-  session = new RoomSession(n, { people, chat, network, progress, dir }, {
+  session = new RoomSession(n, { people, chat, network, progress, dir, files }, {
     onIncoming: () => {
       if (document.hidden || !document.hasFocus()) {
         unread++

@@ -4,9 +4,11 @@
  */
 import { describeRoom, errorText, sameRoom } from './config.js'
 import { duration, plural, renameAll } from './dom.js'
+import { formatBytes } from './files-view.js'
 import { decodeMessage, encodeMessage, encodedBytes } from './payload.js'
 import { sendProblem } from './problems.js'
 import type { ChatView, ComposerState } from './chat-view.js'
+import type { FilesView } from './files-view.js'
 import type { RoomChoice } from './config.js'
 import type { Directory } from './names.js'
 import type { NetworkView } from './network-view.js'
@@ -16,6 +18,8 @@ import type { LeaveReason, PeerPath, Room, RoomNode } from 'p2p-rooms'
 
 export interface RoomViews {
   people: PeopleView
+  /** The Files panel: follows the current room's files. */
+  files: FilesView
   chat: ChatView
   network: NetworkView
   progress: MeetingProgress
@@ -113,6 +117,7 @@ export class RoomSession {
     this.room = undefined
     this.choice = choice
     this.listeners?.abort()
+    this.views.files.detach()
     clearTimeout(this.hostTimer)
     clearTimeout(this.profileTimer)
     this.ready.clear()
@@ -139,6 +144,7 @@ export class RoomSession {
     }
     this.joinedAt = performance.now()
     this.listeners = this.listen(joined)
+    this.views.files.attach(joined, this.node.peerId)
     this.room = joined
     this.announcedHost = joined.host
     this.hostChanges = []
@@ -311,6 +317,15 @@ export class RoomSession {
       // one line once it settles: a newcomer meeting several members sees several changes in a second
       clearTimeout(this.hostTimer)
       this.hostTimer = setTimeout(() => { this.announceHost(r) }, HOST_SETTLE_MS)
+    }, opts)
+
+    // files are handled in the Files panel; the conversation says they arrived
+    r.addEventListener('file', ({ detail: f }) => {
+      chat.addQuiet([{ peer: f.from }, ` wants to send you ${f.name} (${formatBytes(f.size)}): accept it under Files`], 'info')
+      this.events.onIncoming()
+    }, opts)
+    r.addEventListener('file:offer', ({ detail: o }) => {
+      chat.addQuiet([{ peer: o.from }, ` shared ${o.name} (${formatBytes(o.size)}) with the room: get it under Files`], 'info')
     }, opts)
 
     r.addEventListener('gap', ({ detail: { from, first, last } }) => {

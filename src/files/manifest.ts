@@ -1,0 +1,104 @@
+/**
+ * A file's manifest: its size, chunk size, the SHA-256 of every chunk and of the whole. A sender
+ * computes it once per `Blob` by reading the blob slice by slice (never whole), hashing each chunk
+ * with WebCrypto and the whole incrementally with @noble/hashes (WebCrypto has no incremental
+ * digest, and a file may not fit in memory).
+ */
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
+import { createSHA256 } from 'hash-wasm'
+import { HASH_BYTES, chunkCount } from './wire.js'
+
+export interface Manifest {
+  /** In bytes. */
+  size: number
+  /** In bytes. */
+  chunkSize: number
+  /** Number of chunks. */
+  count: number
+  /** SHA-256 of the whole file. */
+  sha256: Uint8Array
+  /** The chunk hashes, concatenated (32 bytes each). */
+  hashes: Uint8Array
+  /** SHA-256 of `hashes`: what an offer commits to. */
+  listSha256: Uint8Array
+}
+
+/** SHA-256 of `data` (WebCrypto). */
+export async function sha256 (data: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>))
+}
+
+/** An incremental SHA-256 of the whole file, fed chunk by chunk in order. */
+export interface WholeFileHasher { update: (data: Uint8Array) => void, digest: () => Uint8Array }
+
+/**
+ * hash-wasm's SHA-256 (WebAssembly, 2.3 times @noble/hashes' speed here: the whole-file hash was
+ * the receiving page's largest cost), or @noble/hashes' where WebAssembly cannot be compiled (a
+ * page whose Content-Security-Policy lacks 'wasm-unsafe-eval').
+ */
+export async function wholeFileHasher (): Promise<WholeFileHasher> {
+  try {
+    const h = await createSHA256()
+    h.init()
+    return { update: (data) => { h.update(data) }, digest: () => h.digest('binary') }
+  } catch {
+    const h = nobleSha256.create()
+    return { update: (data) => { h.update(data) }, digest: () => h.digest() }
+  }
+}
+
+/** Byte range `[start, end)` of chunk `index`. */
+export function chunkRange (size: number, chunkSize: number, index: number): [number, number] {
+  const start = index * chunkSize
+  return [start, Math.min(size, start + chunkSize)]
+}
+
+/** Reads chunk `index` of `blob` (one slice: the blob is never read whole). */
+export async function readChunk (blob: Blob, chunkSize: number, index: number): Promise<Uint8Array> {
+  const [start, end] = chunkRange(blob.size, chunkSize, index)
+  return new Uint8Array(await blob.slice(start, end).arrayBuffer())
+}
+
+const described = new WeakMap<Blob, Map<number, Promise<Manifest>>>()
+
+/**
+ * The manifest of `blob` cut in `chunkSize` chunks; computed once per blob and chunk size (a blob
+ * never changes), reading one chunk ahead of the one being hashed.
+ */
+export async function describeBlob (blob: Blob, chunkSize: number, signal?: AbortSignal): Promise<Manifest> {
+  let byBlob = described.get(blob)
+  if (byBlob === undefined) {
+    byBlob = new Map()
+    described.set(blob, byBlob)
+  }
+  let manifest = byBlob.get(chunkSize)
+  if (manifest === undefined) {
+    manifest = computeManifest(blob, chunkSize, signal)
+    byBlob.set(chunkSize, manifest)
+    // a failed or aborted description must not stay cached
+    manifest.catch(() => { if (byBlob?.get(chunkSize) === manifest) byBlob.delete(chunkSize) })
+  }
+  return manifest
+}
+
+async function computeManifest (blob: Blob, chunkSize: number, signal?: AbortSignal): Promise<Manifest> {
+  const size = blob.size
+  const count = chunkCount(size, chunkSize)
+  const hashes = new Uint8Array(count * HASH_BYTES)
+  const whole = await wholeFileHasher()
+  let next = count > 0 ? readChunk(blob, chunkSize, 0) : undefined
+  for (let i = 0; i < count; i++) {
+    signal?.throwIfAborted()
+    const data = await (next as Promise<Uint8Array>)
+    next = i + 1 < count ? readChunk(blob, chunkSize, i + 1) : undefined
+    const digest = sha256(data)
+    whole.update(data)
+    hashes.set(await digest, i * HASH_BYTES)
+  }
+  return { size, chunkSize, count, sha256: whole.digest(), hashes, listSha256: await sha256(hashes) }
+}
+
+/** The expected hash of chunk `index`, a view into `hashes`. */
+export function chunkHash (hashes: Uint8Array, index: number): Uint8Array {
+  return hashes.subarray(index * HASH_BYTES, (index + 1) * HASH_BYTES)
+}

@@ -1,0 +1,109 @@
+/**
+ * Frames on file streams: the same framing as the room protocols (an unsigned varint length, then
+ * the bytes, `it-length-prefixed`), with a writer that waits out the stream's `drain` and a reader
+ * that ends reliably. These mirror the private helpers of src/streams.ts (which work around the
+ * same @libp2p/utils 7.4.1 behaviour); file streams need a duplex exchange that module does not
+ * offer, so they live here.
+ */
+import { StreamResetError, StreamStateError } from '@libp2p/interface'
+import { decode, encode } from 'it-length-prefixed'
+import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
+
+/** The stream ended before the frame its request asked for. */
+export class UnexpectedEndError extends Error {
+  static name = 'UnexpectedEndError'
+  name = 'UnexpectedEndError'
+}
+
+/**
+ * Every frame arriving on `stream`, in order, each at most `maxFrameBytes` (a larger length
+ * prefix throws `InvalidDataLengthError` before anything is allocated for it). Ends once the
+ * remote closed its writable end; throws if the stream was reset or aborted.
+ */
+export async function * readFrames (stream: Stream, maxFrameBytes: number): AsyncGenerator<Uint8Array, void, undefined> {
+  for await (const frame of decode(incoming(stream), { maxDataLength: maxFrameBytes })) {
+    yield frame.subarray()
+  }
+}
+
+/** The first frame of `stream`, or `UnexpectedEndError`; stops reading after it. */
+export async function firstFrame (stream: Stream, maxFrameBytes: number): Promise<Uint8Array> {
+  for await (const frame of readFrames(stream, maxFrameBytes)) return frame
+  throw new UnexpectedEndError(`${stream.protocol} stream ended before its first frame`)
+}
+
+/**
+ * Writes `frame` behind its length and resolves once the stream can take more: it waits for the
+ * stream's next `drain` (the data channel's buffer emptied) whenever the transport says it is
+ * full, so a sender awaiting each write never buffers more than the transport does.
+ */
+export async function writeFrame (stream: Stream, frame: Uint8Array, signal?: AbortSignal): Promise<void> {
+  signal?.throwIfAborted()
+  if (!stream.send(encode.single(frame).subarray())) await drained(stream, signal)
+}
+
+/**
+ * Resolves at the stream's next `drain`; rejects if it closes first or `signal` aborts. Not
+ * `stream.onDrain()`: in @libp2p/utils 7.4.1 that keeps its first, already resolved promise, so
+ * later waits return at once (see src/streams.ts and its backpressure test).
+ */
+export async function drained (stream: Stream, signal?: AbortSignal): Promise<void> {
+  if (!stream.writableNeedsDrain) return
+  signal?.throwIfAborted()
+  await new Promise<void>((resolve, reject) => {
+    const onDrain = (): void => { settle() }
+    const onClose = (evt: StreamCloseEvent): void => { settle(evt.error ?? new StreamStateError('the stream closed before it drained')) }
+    const onAbort = (): void => { settle(asError(signal?.reason)) }
+    function settle (err?: Error): void {
+      stream.removeEventListener('drain', onDrain)
+      stream.removeEventListener('close', onClose)
+      signal?.removeEventListener('abort', onAbort)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    stream.addEventListener('drain', onDrain)
+    stream.addEventListener('close', onClose)
+    signal?.addEventListener('abort', onAbort)
+  })
+}
+
+/**
+ * The bytes arriving on `stream`, ending on `end` as well as on `remoteCloseWrite`/`close`: the
+ * stream's own iterator misses an end that happened before reading started (src/streams.ts).
+ */
+async function * incoming (stream: Stream): AsyncGenerator<Uint8Array, void, undefined> {
+  const chunks: Uint8Array[] = []
+  let ended = false
+  let failure: Error | undefined
+  let wake: (() => void) | undefined
+  const onMessage = (evt: StreamMessageEvent): void => { chunks.push(evt.data.subarray()); wake?.() }
+  const onEnd = (): void => { ended = true; wake?.() }
+  const onClose = (evt: StreamCloseEvent): void => { failure = evt.error; ended = true; wake?.() }
+  stream.addEventListener('message', onMessage)
+  stream.addEventListener('end', onEnd)
+  stream.addEventListener('close', onClose)
+  try {
+    while (true) {
+      const chunk = chunks.shift()
+      if (chunk !== undefined) {
+        yield chunk
+        continue
+      }
+      if (failure !== undefined) throw failure
+      if (ended || stream.readableEnded) {
+        if (stream.status === 'reset' || stream.status === 'aborted') throw new StreamResetError(`${stream.protocol} stream was ${stream.status}`)
+        return
+      }
+      await new Promise<void>((resolve) => { wake = resolve })
+      wake = undefined
+    }
+  } finally {
+    stream.removeEventListener('message', onMessage)
+    stream.removeEventListener('end', onEnd)
+    stream.removeEventListener('close', onClose)
+  }
+}
+
+export function asError (err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err))
+}

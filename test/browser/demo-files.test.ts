@@ -1,0 +1,103 @@
+/**
+ * The demo's Files panel, used as a person would after `npm start`: pick a file (or drop it), the
+ * other person accepts, both watch the progress, the file arrives verified with a download link;
+ * a file shared with the room is fetched; a transfer whose connection drops says "Resuming" and
+ * finishes.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { DESKTOP, PHONE, checkScreen, closePages, openPage, roomUrl, startDemo, waitDirect } from './demo-helpers.js'
+import { launchChromium } from './tabs.js'
+import type { Demo } from './demo-helpers.js'
+import type { Browser, Page } from 'playwright-core'
+
+let browser: Browser
+let demo: Demo
+beforeAll(async () => {
+  browser = await launchChromium()
+  demo = await startDemo()
+})
+afterAll(async () => {
+  await demo?.stop()
+  await browser?.close()
+})
+
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+async function pair (viewports: [typeof DESKTOP, typeof DESKTOP] = [DESKTOP, DESKTOP]): Promise<[Page, Page]> {
+  const url = roomUrl(demo)
+  const ada = await openPage(browser, url, viewports[0])
+  const bo = await openPage(browser, url, viewports[1])
+  await Promise.all([waitDirect(ada), waitDirect(bo)])
+  return [ada, bo]
+}
+
+/** Drops the page's direct WebRTC connections, through the live node the page exposes for DevTools. */
+async function dropDirect (page: Page): Promise<void> {
+  await page.evaluate(() => {
+    for (const c of (window as any).p2pRooms.node.libp2p.getConnections()) if (c.multiplexer === '/webrtc') c.abort(new Error('test: the network dropped'))
+  })
+}
+
+describe('demo: files', () => {
+  it('sends a picked file: the other person accepts, watches it arrive, and downloads it verified', async () => {
+    const [ada, bo] = await pair()
+    const bytes = new Uint8Array(randomBytes(3 * 1024 * 1024 + 17))
+    await ada.locator('#file-input').setInputFiles({ name: 'notes.bin', mimeType: 'application/octet-stream', buffer: Buffer.from(bytes) })
+
+    // Ada's row waits for Bo; Bo's row asks
+    await ada.locator('.file-row[data-direction="out"]', { hasText: 'notes.bin' }).locator('.file-status', { hasText: /Waiting for .+ to accept/ }).waitFor({ timeout: 30_000 })
+    const offer = bo.locator('.file-row[data-direction="in"]', { hasText: 'notes.bin' })
+    await offer.locator('.file-status', { hasText: /wants to send you this file/ }).waitFor({ timeout: 30_000 })
+    expect(await offer.locator('.file-size').textContent()).toBe('3.1 MB')
+    await checkScreen(bo, 'files-offer-desktop')
+    await offer.getByRole('button', { name: 'Accept' }).click()
+
+    // verified on both sides, with the SHA-256 each computed
+    await offer.locator('.verified').waitFor({ timeout: 60_000 })
+    await ada.locator('.file-row[data-direction="out"] .verified').waitFor({ timeout: 60_000 })
+    expect(await offer.locator('.verified').getAttribute('data-sha256')).toBe(sha256(bytes))
+    expect(await ada.locator('.file-row[data-direction="out"] .verified').getAttribute('data-sha256')).toBe(sha256(bytes))
+    expect(await ada.locator('.file-row[data-direction="out"] .file-status').textContent()).toMatch(/Delivered to /)
+    await checkScreen(bo, 'files-done-desktop')
+
+    const [download] = await Promise.all([bo.waitForEvent('download'), offer.getByRole('link', { name: 'Download' }).click()])
+    expect(download.suggestedFilename()).toBe('notes.bin')
+    expect(sha256(await readFile(await download.path()))).toBe(sha256(bytes))
+    await closePages([ada, bo])
+  })
+
+  it('shares a file with the room: a phone gets it from the sharer', async () => {
+    const [ada, phone] = await pair([DESKTOP, PHONE])
+    const bytes = new Uint8Array(randomBytes(1024 * 1024))
+    await ada.locator('#file-to').selectOption('share')
+    await ada.locator('#file-input').setInputFiles({ name: 'slides.pdf', mimeType: 'application/pdf', buffer: Buffer.from(bytes) })
+    await ada.locator('.file-row[data-direction="share"] .verified').waitFor({ timeout: 30_000 })
+
+    // on a phone the side column opens with the People button
+    await phone.getByRole('button', { name: 'People' }).click()
+    const offer = phone.locator('.file-row[data-direction="share"]', { hasText: 'slides.pdf' })
+    await offer.getByRole('button', { name: 'Get' }).click({ timeout: 30_000 })
+    await offer.locator('.verified').waitFor({ timeout: 60_000 })
+    expect(await offer.locator('.verified').getAttribute('data-sha256')).toBe(sha256(bytes))
+    await checkScreen(phone, 'files-shared-phone')
+    await closePages([ada, phone])
+  })
+
+  it('says "Resuming" while a dropped connection heals, then finishes', async () => {
+    const [ada, bo] = await pair()
+    const bytes = new Uint8Array(randomBytes(48 * 1024 * 1024))
+    await ada.locator('#file-input').setInputFiles({ name: 'video.mp4', mimeType: 'video/mp4', buffer: Buffer.from(bytes) })
+    const offer = bo.locator('.file-row[data-direction="in"]', { hasText: 'video.mp4' })
+    await offer.getByRole('button', { name: 'Accept' }).click({ timeout: 30_000 })
+    // mid-transfer, with a rate and the time left
+    await offer.locator('.file-status', { hasText: /\d+ % · .+\/s · .+ left/ }).waitFor({ timeout: 60_000 })
+    await Promise.all([dropDirect(ada), dropDirect(bo)])
+    await offer.locator('.file-status', { hasText: /Resuming/ }).waitFor({ timeout: 30_000 })
+    expect(await offer.getAttribute('data-state')).toBe('resuming')
+    await offer.locator('.verified').waitFor({ timeout: 120_000 })
+    expect(await offer.locator('.verified').getAttribute('data-sha256')).toBe(sha256(bytes))
+    await closePages([ada, bo])
+  })
+})
