@@ -44,7 +44,7 @@ export default defineConfig({
           name: 'bench',
           include: ['test/bench/**/*.bench.test.ts'],
           setupFiles: ['relay/src/polyfill.ts'],
-          globalSetup: ['test/setup/relay.ts', 'test/setup/bench.ts'],
+          globalSetup: ['test/setup/relay.ts', 'test/setup/bench.ts', 'test/setup/fixture-server.ts'],
           testTimeout: 600_000,
           hookTimeout: 120_000,
           fileParallelism: false,
