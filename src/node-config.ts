@@ -10,6 +10,8 @@ import { ping } from '@libp2p/ping'
 import { webRTC } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import { relayRecords } from './relays.js'
+import { relayReserver } from './reserve.js'
+import type { RelayReserver } from './reserve.js'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { PeerDiscovery, PrivateKey } from '@libp2p/interface'
@@ -21,6 +23,7 @@ export type RoomNodeServices = {
   ping: Ping
   pubsub: GossipSub
   relayDiscovery: PeerDiscovery
+  reserver: RelayReserver
 }
 
 export interface NodeConfigInit {
@@ -102,7 +105,9 @@ export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeSer
       }),
       // the federation's relays publish their peer records on a topic; we only listen, to learn
       // relays to reserve on when ours go away (relays.ts dials them)
-      relayDiscovery: relays
+      relayDiscovery: relays,
+      // reserves on a relay the moment we are connected to it, not once identify is done (reserve.ts)
+      reserver: relayReserver()
     }
   }
 }

@@ -7,6 +7,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { RelayDialError } from './errors.js'
 import type { RelayDialFailure } from './errors.js'
+import type { Connection } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from 'libp2p'
 
@@ -37,16 +38,16 @@ export function parseRelayAddrs (relays: string[]): Multiaddr[] {
 }
 
 /**
- * Dials every relay at once and resolves with the first connection.
+ * Dials every relay at once and resolves with the first connection; `onConnected` hears of each.
  *
  * @throws RelayDialError when none can be reached within `timeoutMs`, with the most telling reason
  */
-export async function connectToRelay (libp2p: Libp2p, relays: Multiaddr[], timeoutMs: number): Promise<void> {
+export async function connectToRelay (libp2p: Libp2p, relays: Multiaddr[], timeoutMs: number, onConnected?: (conn: Connection) => void): Promise<void> {
   const signal = AbortSignal.timeout(timeoutMs)
   const failures: RelayDialFailure[] = []
   await Promise.any(relays.map(async (ma) => {
     try {
-      await libp2p.dial(ma, { signal })
+      onConnected?.(await libp2p.dial(ma, { signal }))
     } catch (err) {
       const failure = classify(err, signal.aborted)
       failures.push({ ...failure, multiaddr: ma.toString() })

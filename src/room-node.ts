@@ -259,7 +259,8 @@ export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKe
     relaySet.stop()
   }, { once: true })
   try {
-    await connectToRelay(libp2p, relays, options.reservationTimeout)
+    // a configured relay is trusted: reserve on it the moment it is connected (reserve.ts)
+    await connectToRelay(libp2p, relays, options.reservationTimeout, (conn) => { libp2p.services.reserver.reserve(conn.remotePeer) })
   } catch (err) {
     await libp2p.stop()
     throw err

@@ -107,8 +107,9 @@ async function phaseTimes (page: Page): Promise<Record<string, number[]>> {
   const { r, stats } = await page.evaluate(() => ({ r: window.bench.rec, stats: window.bench.stats?.() as any }))
   const push = (k: string, v: number | undefined): void => { if (v !== undefined) (out[k] ??= []).push(v) }
   push('script start', r.scriptStart)
-  push('reserved (createRoomNode)', r.ready)
+  push('relay connected (createRoomNode)', r.ready)
   push('joinRoom', r.roomJoined)
+  push('reserved', r.reserved)
   for (const peer of Object.values(stats?.peers ?? {}) as any[]) {
     for (const [phase, t] of Object.entries(peer.timeline ?? {})) push(phase, (r.roomJoined ?? 0) + (t as number))
   }
@@ -133,7 +134,7 @@ function table (): string {
   }
   for (const [label, byPhase] of Object.entries(phases)) {
     lines.push('', `Meeting phases, ours, ${label} (median ms from navigation, over every tab and peer):`, '', '| phase | p50 | p90 |', '| --- | --: | --: |')
-    const order = ['script start', 'reserved (createRoomNode)', 'joinRoom', 'discovered', 'dialStarted', 'relayed', 'signaled', 'connected', 'identified', 'streamReady', 'heard', 'joined', 'first message']
+    const order = ['script start', 'relay connected (createRoomNode)', 'joinRoom', 'reserved', 'discovered', 'dialStarted', 'relayed', 'signaled', 'connected', 'identified', 'streamReady', 'heard', 'joined', 'first message']
     for (const k of order) if (byPhase[k] !== undefined) lines.push(`| ${k} | ${byPhase[k].p50} | ${byPhase[k].p90} |`)
   }
   return lines.join('\n')
