@@ -263,6 +263,31 @@ export const RELAY_REDIAL_JITTER = 0.2
  */
 export const RELAY_ONLINE_PING_TIMEOUT_MS = 3_000
 
+/** Addresses a node remembers per relay (configured or learned from relay records). */
+export const MAX_RELAY_ADDRS = 16
+
+// --- dials, streams and the node's libp2p config (dialer.ts, streams.ts, node-config.ts) ---------
+
+/**
+ * Each direct-dial retry delay (`dialBackoff * 2^(attempt - 2)`) is multiplied by a factor drawn
+ * from this range, so peers that failed together do not retry together.
+ */
+export const DIAL_BACKOFF_JITTER = [0.5, 1.5] as const
+
+/** How long a responder waits for the request on a new room or history stream, in ms. */
+export const REQUEST_TIMEOUT_MS = 10_000
+
+/**
+ * Largest WebRTC data channel message, in bytes, instead of @libp2p/webrtc's 16 KiB: every peer
+ * here is a browser or node-datachannel (both accept 256 KiB), and a file moved 12-15 MiB/s in
+ * 16 KiB messages against 16-18 MiB/s in 64 KiB ones beside a raw data channel's 16-24
+ * (`npm run bench`, test/bench/files.bench.test.ts).
+ */
+export const WEBRTC_MAX_MESSAGE_BYTES = 64 * 1024
+
+/** Inbound connections per second libp2p accepts from one IP: a room of tabs on one host all connect from one IP. */
+export const INBOUND_CONNECTION_THRESHOLD = 100
+
 // --- files: `room.sendFile`, `room.shareFile` (src/files/) ---------------------------------------
 
 /**

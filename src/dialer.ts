@@ -6,6 +6,8 @@
  * (`@libp2p/webrtc` 6.0.33, patched in `patches/`; no upstream issue found for it as of 2026-11), and an occasional
  * `DTLS alert: unknown CA` from node-datachannel. Each such dial succeeds when tried again.
  */
+import { backoffDelay as exponentialBackoff } from './backoff.js'
+import { DIAL_BACKOFF_JITTER } from './constants.js'
 import type { Connection } from '@libp2p/interface'
 
 export interface DialRetryInit {
@@ -38,9 +40,9 @@ export function isPeerGoneError (err: unknown): boolean {
   return walk(err)
 }
 
-/** Delay before attempt `n` (2-based): `backoffMs * 2^(n-2)`, scaled by a jitter in [0.5, 1.5). */
+/** Delay before attempt `n` (2-based): `backoffMs * 2^(n-2)`, scaled by a jitter in [0.5, 1.5) (backoff.ts). */
 export function backoffDelay (attempt: number, backoffMs: number, random: () => number): number {
-  return backoffMs * 2 ** (attempt - 2) * (0.5 + random())
+  return exponentialBackoff(attempt - 1, { initialMs: backoffMs, jitter: DIAL_BACKOFF_JITTER, random })
 }
 
 export async function dialWithRetry (dial: (attempt: number) => Promise<Connection>, init: DialRetryInit): Promise<Connection> {

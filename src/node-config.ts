@@ -9,6 +9,7 @@ import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { webRTC } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
+import { INBOUND_CONNECTION_THRESHOLD, WEBRTC_MAX_MESSAGE_BYTES } from './constants.js'
 import { relayRecords } from './relays.js'
 import { relayReserver } from './reserve.js'
 import type { RelayReserver } from './reserve.js'
@@ -54,11 +55,9 @@ export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeSer
       webSockets(),
       // the direct, unlimited peer-to-peer path that carries room traffic
       webRTC({
-        // data channel messages of 64 KiB instead of @libp2p/webrtc's 16 KiB: every peer here is
-        // a browser or node-datachannel (both accept 256 KiB), and a file moved 12-15 MiB/s in
-        // 16 KiB messages against 16-18 MiB/s in 64 KiB ones beside a raw data channel's 16-24
-        // (`npm run bench`, test/bench/files.bench.test.ts)
-        dataChannel: { maxMessageSize: 64 * 1024 },
+        // data channel messages of 64 KiB instead of @libp2p/webrtc's 16 KiB: files move faster
+        // (the figures are beside the constant)
+        dataChannel: { maxMessageSize: WEBRTC_MAX_MESSAGE_BYTES },
         rtcConfiguration: {
           iceServers: init.iceServers,
           iceTransportPolicy: init.iceTransportPolicy
@@ -76,7 +75,7 @@ export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeSer
     },
     connectionManager: {
       // a room of tabs on one host all connect from one IP
-      inboundConnectionThreshold: 100,
+      inboundConnectionThreshold: INBOUND_CONNECTION_THRESHOLD,
       // a WebRTC dial is one address doing SDP, ICE and DTLS: on a busy CPU it outlasts the 6 s default
       addressDialTimeout: init.dialTimeout,
       dialTimeout: init.dialTimeout

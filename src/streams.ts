@@ -26,6 +26,7 @@
 import { AbortError, StreamResetError, StreamStateError } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { decode, encode } from 'it-length-prefixed'
+import { REQUEST_TIMEOUT_MS } from './constants.js'
 import { isDirect } from './paths.js'
 import type { Connection, Libp2p, Logger, Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 
@@ -435,9 +436,6 @@ async function firstFrame (stream: Stream, maxFrameBytes: number): Promise<Uint8
   }
   throw new UnexpectedEOFError(`${stream.protocol} stream ended before its request`)
 }
-
-/** How long a responder waits for the request on a new stream, in ms. */
-const REQUEST_TIMEOUT_MS = 10_000
 
 /** The requester sent no request in time. */
 class RequestTimeoutError extends Error {
