@@ -395,7 +395,11 @@ export interface RelayInfo {
   reserved: boolean
 }
 
-export interface RelayEvents {
+/**
+ * Events of `node.relays` (named so as not to be confused with the relay package's own
+ * `RelayEvents`, which a relay operator listens to).
+ */
+export interface RelaySetEvents {
   /**
    * A relay we were not configured with was learned from a record its federation vouches for
    * (relay-records.ts); the node reserves on it if it needs one.
@@ -418,8 +422,11 @@ export interface RelayEvents {
   'relay:disconnect': CustomEvent<RelayInfo>
 }
 
+/** @deprecated Renamed `RelaySetEvents` (the relay package exports another `RelayEvents`). */
+export type RelayEvents = RelaySetEvents
+
 /** The relays of a node (`node.relays`). */
-export interface Relays extends TypedEventTarget<RelayEvents> {
+export interface Relays extends TypedEventTarget<RelaySetEvents> {
   /** Every relay known, configured or learned, and whether we are connected to and reserved on it. */
   list(): RelayInfo[]
 }

@@ -202,12 +202,32 @@ function relayMultiaddr (bytes: Uint8Array, peerId: string): Multiaddr | undefin
   } catch {
     return null
   }
-  const components = ma.getComponents()
-  const named = components.filter((c) => c.name === 'p2p').map((c) => c.value)
+  const named = ma.getComponents().filter((c) => c.name === 'p2p').map((c) => c.value)
   if (named.some((id) => id !== peerId)) return null
+  return relayDialAddr(ma, peerId)
+}
+
+/**
+ * `ma` as a relay is dialed, ending in `/p2p/<peerId>`, or undefined when it is no WebSockets
+ * address or goes through a circuit: a browser reaches nothing else, and a circuit address would
+ * be a relay behind a relay. Records (`relayMultiaddr`) and a browser node's relay set
+ * (relays.ts) both keep only these.
+ */
+export function relayDialAddr (ma: Multiaddr, peerId: string): Multiaddr | undefined {
+  const components = ma.getComponents()
   if (components.some((c) => c.name === 'p2p-circuit')) return undefined
   if (!components.some((c) => c.name === 'ws' || c.name === 'wss')) return undefined
-  return named.length > 0 ? ma : ma.encapsulate(`/p2p/${peerId}`)
+  return withPeerId(ma, peerId)
+}
+
+/** `ma` ending in `/p2p/<peerId>`: as it is when it names a peer already. */
+export function withPeerId (ma: Multiaddr, peerId: string): Multiaddr {
+  return ma.getComponents().some((c) => c.name === 'p2p') ? ma : ma.encapsulate(`/p2p/${peerId}`)
+}
+
+/** The peer ID a multiaddr ends in (its last `/p2p/` component), if any. */
+export function peerIdOf (ma: Multiaddr): string | undefined {
+  return ma.getComponents().filter((c) => c.name === 'p2p').pop()?.value
 }
 
 function proofMessage (peerId: string): Uint8Array {

@@ -22,24 +22,51 @@
  * hidden tabs are throttled), when a reservation is lost, and when a trusted record shows a relay
  * alive.
  */
+import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
+import { backoffDelay } from './backoff.js'
 import {
-  MAX_KNOWN_RELAYS, RELAY_ONLINE_PING_TIMEOUT_MS, RELAY_OUTAGE_REDIAL_MAX_MS, RELAY_REDIAL_JITTER, RELAY_REDIAL_MAX_MS, RELAY_REDIAL_MIN_MS,
-  RELAY_RESERVATION_GRACE_MS, RELAYS_TOPIC
+  MAX_KNOWN_RELAYS, MAX_RELAY_ADDRS, RELAY_ONLINE_PING_TIMEOUT_MS, RELAY_OUTAGE_REDIAL_MAX_MS, RELAY_REDIAL_JITTER, RELAY_REDIAL_MAX_MS,
+  RELAY_REDIAL_MIN_MS, RELAY_RESERVATION_GRACE_MS, RELAYS_TOPIC
 } from './constants.js'
-import { RelayTrust } from './relay-records.js'
-import type { RelayEvents, RelayInfo, Relays } from './index.js'
-import type { RoomNodeServices } from './node-config.js'
+import { peerIdOf, relayDialAddr, RelayTrust, withPeerId } from './relay-records.js'
+import type { RelayInfo, Relays, RelaySetEvents } from './index.js'
 import type { VerifiedRelayRecord } from './relay-records.js'
 import type { GossipSub, TopicValidatorFn } from '@libp2p/gossipsub'
-import type { ComponentLogger, Connection, IdentifyResult, Logger, PeerDiscoveryEvents, PeerInfo, Startable, TopologyFilter } from '@libp2p/interface'
+import type { Identify } from '@libp2p/identify'
+import type {
+  AbortOptions, ComponentLogger, Connection, IdentifyResult, Libp2pEvents, Logger, PeerDiscovery, PeerDiscoveryEvents, PeerId, PeerInfo,
+  PeerStore, Startable, TopologyFilter
+} from '@libp2p/interface'
+import type { Ping } from '@libp2p/ping'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import type { Libp2p } from 'libp2p'
+import type { TypedEventTarget } from 'main-event'
 
-/** The protocol only relays serve: a peer that claims it and is not trusted has it struck off. */
-const HOP_PROTOCOL = '/libp2p/circuit/relay/0.2.0/hop'
+/**
+ * The part of the libp2p node a `RelaySet` uses (a room node's `Libp2p<RoomNodeServices>` is one),
+ * so that unit tests can hand it stubs.
+ */
+export interface RelaySetComponents extends Pick<TypedEventTarget<Libp2pEvents>, 'addEventListener' | 'removeEventListener'> {
+  peerId: PeerId
+  /** Only a `'started'` node dials relays: a stopping one closes its relay connections. */
+  status: string
+  /** Where untrusted peers claiming the relay protocol have it struck off. */
+  peerStore: Pick<PeerStore, 'patch'>
+  /** Our addresses: each `/p2p-circuit` one names a relay we hold a reservation on. */
+  getMultiaddrs(): Multiaddr[]
+  getConnections(): Connection[]
+  dial(addrs: Multiaddr[], options?: AbortOptions): Promise<Connection>
+  services: {
+    /** `relayRecords()`: trusted relay records, and the transport's reservation filter. */
+    relayDiscovery: PeerDiscovery
+    /** Relay connections are pinged when the browser comes back online. */
+    ping: Pick<Ping, 'ping'>
+    /** A relay we are connected to but not reserved on is identified again. */
+    identify: Pick<Identify, 'identify'>
+  }
+}
 
 export interface RelaySetInit {
   /** The relays the node was configured with (`relays`). */
@@ -62,8 +89,12 @@ interface KnownRelay {
   reservingUntil: number
 }
 
-export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
-  private readonly libp2p: Libp2p<RoomNodeServices>
+/**
+ * `node.relays`. A `Startable`: `start()` learns the configured relays, attaches every listener
+ * and dials; `stop()` detaches them and clears the timer; both are idempotent.
+ */
+export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relays, Startable {
+  private readonly libp2p: RelaySetComponents
   private readonly init: RelaySetInit
   private readonly known = new Map<string, KnownRelay>()
   /** The relays this node trusts: shared with the relay records and the transport's filter. */
@@ -72,11 +103,11 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
   private timer?: ReturnType<typeof setTimeout>
   private started = false
 
-  constructor (libp2p: Libp2p<RoomNodeServices>, init: RelaySetInit) {
+  constructor (libp2p: RelaySetComponents, init: RelaySetInit) {
     super()
     this.libp2p = libp2p
     this.init = init
-    this.trust = new RelayTrust({ peers: init.configured.map((ma) => lastPeerId(ma.getComponents())).filter((p): p is string => p !== undefined) })
+    this.trust = new RelayTrust({ peers: init.configured.map(peerIdOf).filter((p): p is string => p !== undefined) })
     this.update = this.update.bind(this)
     this.onRecord = this.onRecord.bind(this)
     this.onIdentify = this.onIdentify.bind(this)
@@ -85,11 +116,15 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
     this.onVisibilityChange = this.onVisibilityChange.bind(this)
   }
 
+  isStarted (): boolean {
+    return this.started
+  }
+
   start (): void {
     if (this.started) return
     this.started = true
     for (const ma of this.init.configured) {
-      const peerId = lastPeerId(ma.getComponents())
+      const peerId = peerIdOf(ma)
       if (peerId !== undefined) this.learn(peerId, [ma])
     }
     const records = this.libp2p.services.relayDiscovery
@@ -144,11 +179,11 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
    */
   private onIdentify (evt: CustomEvent<IdentifyResult>): void {
     const { peerId, protocols, connection } = evt.detail
-    if (!protocols.includes(HOP_PROTOCOL)) return
+    if (!protocols.includes(RELAY_V2_HOP_CODEC)) return
     const id = peerId.toString()
     if (!this.trust.trusts(id)) {
       this.init.log('%s claims the relay protocol but is no trusted relay: not reserving on it', id)
-      this.libp2p.peerStore.patch(peerId, { protocols: protocols.filter((p) => p !== HOP_PROTOCOL) })
+      this.libp2p.peerStore.patch(peerId, { protocols: protocols.filter((p) => p !== RELAY_V2_HOP_CODEC) })
         .catch((err) => { this.init.log.error('could not strike the relay protocol off %s - %e', id, err) })
       return
     }
@@ -157,10 +192,7 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
 
   private learn (peerId: string, addrs: Multiaddr[]): void {
     if (peerId === this.libp2p.peerId.toString()) return
-    // a browser reaches a relay over WebSockets; a circuit address would be a relay behind a relay
-    const dialable = addrs
-      .filter((ma) => !ma.toString().includes('/p2p-circuit') && /\/wss?(\/|$)/.test(ma.toString()))
-      .map((ma) => withPeerId(ma, peerId))
+    const dialable = addrs.map((ma) => relayDialAddr(ma, peerId)).filter((ma): ma is Multiaddr => ma !== undefined)
     const known = this.known.get(peerId)
     if (known !== undefined) {
       for (const ma of dialable) if (!known.addrs.some((a) => a.equals(ma)) && known.addrs.length < MAX_RELAY_ADDRS) known.addrs.push(ma)
@@ -311,9 +343,9 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
       r.reservingUntil = Date.now() + RELAY_RESERVATION_GRACE_MS
     } catch (err) {
       r.failures++
-      const cap = this.reserved.size === 0 ? RELAY_OUTAGE_REDIAL_MAX_MS : RELAY_REDIAL_MAX_MS
+      const maxMs = this.reserved.size === 0 ? RELAY_OUTAGE_REDIAL_MAX_MS : RELAY_REDIAL_MAX_MS
       // jitter: the tabs of a restarted relay must not all come back in the same instant
-      const wait = Math.min(RELAY_REDIAL_MIN_MS * 2 ** (r.failures - 1), cap) * (1 + Math.random() * RELAY_REDIAL_JITTER)
+      const wait = backoffDelay(r.failures, { initialMs: RELAY_REDIAL_MIN_MS, maxMs, jitter: [1, 1 + RELAY_REDIAL_JITTER] })
       r.retryAt = Date.now() + wait
       this.init.log('could not reach relay %s (%d failures), next try in %d ms - %e', r.peerId, r.failures, Math.round(wait), err)
     } finally {
@@ -336,9 +368,6 @@ export class RelaySet extends TypedEventEmitter<RelayEvents> implements Relays {
     }
   }
 }
-
-/** Addresses remembered per relay. */
-const MAX_RELAY_ADDRS = 16
 
 export interface RelayRecordsComponents {
   pubsub: GossipSub
@@ -455,7 +484,7 @@ export function relayRecords (): RelayRecordsFactory {
 }
 
 /** Peer IDs of the relays our `/p2p-circuit` addresses go through: one per reservation held. */
-function reservedRelays (libp2p: Libp2p): Set<string> {
+function reservedRelays (libp2p: Pick<RelaySetComponents, 'getMultiaddrs'>): Set<string> {
   const relays = new Set<string>()
   for (const ma of libp2p.getMultiaddrs()) {
     const components = ma.getComponents()
@@ -468,8 +497,4 @@ function reservedRelays (libp2p: Libp2p): Set<string> {
 
 function lastPeerId (components: Array<{ name: string, value?: string }>): string | undefined {
   return components.filter((c) => c.name === 'p2p').pop()?.value
-}
-
-function withPeerId (ma: Multiaddr, peerId: string): Multiaddr {
-  return ma.getComponents().some((c) => c.name === 'p2p') ? ma : ma.encapsulate(`/p2p/${peerId}`)
 }

@@ -220,6 +220,9 @@ export const MAX_REMEMBERED_RELAY_FAILURES = 256
 export const FEDERATION_REDIAL_MIN_MS = 1_000
 export const FEDERATION_REDIAL_MAX_MS = 60_000
 
+/** Value of a federated relay's peer store tag: the highest there is, so it is the last connection pruned. */
+export const FEDERATION_TAG_VALUE = 100
+
 /**
  * Log lines per second the binary writes for one kind of event (refusals by reason, errors by
  * source), with a burst of as many: a flood is counted in full in `/metrics` but must not flood

@@ -21,11 +21,12 @@
  */
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { KEEP_ALIVE } from '@libp2p/interface'
+import { backoffDelay } from 'p2p-rooms/backoff'
 import { RELAYS_TOPIC } from 'p2p-rooms/constants'
-import { encodeRelayRecord, federationProof, relayRecordOf, RelayTrust } from 'p2p-rooms/relay-records'
+import { encodeRelayRecord, federationProof, peerIdOf, relayRecordOf, RelayTrust } from 'p2p-rooms/relay-records'
 import { WebSocket as NodeWebSocket } from 'ws'
 import {
-  FEDERATION_REDIAL_MAX_MS, FEDERATION_REDIAL_MIN_MS, MAX_FEDERATED_RELAYS, MAX_REMEMBERED_RELAY_FAILURES,
+  FEDERATION_REDIAL_MAX_MS, FEDERATION_REDIAL_MIN_MS, FEDERATION_TAG_VALUE, MAX_FEDERATED_RELAYS, MAX_REMEMBERED_RELAY_FAILURES,
   RECORD_INTERVAL_MS, RECORD_MIN_INTERVAL_MS
 } from './constants.js'
 import type { GossipSub, TopicValidatorFn } from '@libp2p/gossipsub'
@@ -36,11 +37,10 @@ import type { TypedEventTarget } from 'main-event'
 
 /**
  * Tags a federated relay. The `keep-alive` prefix makes libp2p's reconnect queue re-dial it when
- * the connection drops (5 attempts, 1 s doubling), and the value (the highest there is) makes it
- * the last connection the connection manager would prune.
+ * the connection drops (5 attempts, 1 s doubling), and the value (`FEDERATION_TAG_VALUE`) makes
+ * it the last connection the connection manager would prune.
  */
 export const FEDERATION_TAG = `${KEEP_ALIVE}-p2p-rooms-federation`
-const FEDERATION_TAG_VALUE = 100
 
 export interface FederationInit {
   /** Multiaddrs of relays to federate with (`--peer`), each ending in `/p2p/<peer ID>`. */
@@ -327,13 +327,12 @@ class RelayFederation implements Federation, Startable {
   }
 }
 
-/** The peer ID a multiaddr ends in. */
-export function peerIdOf (ma: Multiaddr): string | undefined {
-  return ma.getComponents().filter((c) => c.name === 'p2p').pop()?.value
-}
+/** The peer ID a multiaddr ends in (relay-records.ts, shared with browser nodes). */
+export { peerIdOf }
 
-function backoff (attempt: number): number {
-  return Math.min(FEDERATION_REDIAL_MIN_MS * 2 ** (attempt - 1), FEDERATION_REDIAL_MAX_MS)
+/** Wait before the next dial of a relay after `failures` failed ones (backoff.ts). */
+function backoff (failures: number): number {
+  return backoffDelay(failures, { initialMs: FEDERATION_REDIAL_MIN_MS, maxMs: FEDERATION_REDIAL_MAX_MS })
 }
 
 async function sleep (ms: number, signal: AbortSignal): Promise<void> {

@@ -24,7 +24,7 @@ import { createRoomNode } from '../../src/index.js'
 import { joinedAll, nextEvent, uniqueRoom } from '../node/helpers.js'
 import { gossipClient } from './clients.js'
 import type { Relay, RelayInit } from '../../relay/src/index.js'
-import type { RelayEvents, RelayInfo, RoomNode } from '../../src/index.js'
+import type { RelayInfo, RelaySetEvents, RoomNode } from '../../src/index.js'
 import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
@@ -59,13 +59,13 @@ async function until (what: string, check: () => boolean, timeoutMs = 40_000): P
 }
 
 /** Resolves with the first `type` event of `node.relays` about `peerId` (or a state already reached). */
-async function relayEvent (node: RoomNode, type: keyof RelayEvents, peerId: string, timeoutMs = 40_000): Promise<RelayInfo> {
+async function relayEvent (node: RoomNode, type: keyof RelaySetEvents, peerId: string, timeoutMs = 40_000): Promise<RelayInfo> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       node.relays.removeEventListener(type, listener)
       reject(new Error(`no ${type} for ${peerId} within ${timeoutMs} ms`))
     }, timeoutMs)
-    const listener = (evt: RelayEvents[typeof type]): void => {
+    const listener = (evt: RelaySetEvents[typeof type]): void => {
       if (evt.detail.peerId !== peerId) return
       clearTimeout(timer)
       node.relays.removeEventListener(type, listener)
