@@ -50,6 +50,19 @@ export const DEFAULT_MAX_CONNECTIONS = 2048
 export const LIBP2P_CONNECTION_HEADROOM = 64
 
 /**
+ * Inbound connections libp2p lets be mid-upgrade at once (its `maxIncomingPendingConnections`,
+ * default 10): a relay restart has every tab reconnecting in the same second. The socket guard
+ * (sockets.ts) bounds them per IP before this.
+ */
+export const MAX_INCOMING_PENDING_CONNECTIONS = 256
+
+/**
+ * Longest a ping of libp2p's connection monitor may go unanswered, in ms: a browser on a busy
+ * machine answers late, and dropping it would drop its reservation.
+ */
+export const PING_MAX_TIMEOUT_MS = 30_000
+
+/**
  * Most relayed (circuit) connection lifetime, in ms: libp2p's default of 2 minutes is plenty for
  * SDP and ICE, and too short to carry a room.
  */

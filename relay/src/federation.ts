@@ -327,9 +327,6 @@ class RelayFederation implements Federation, Startable {
   }
 }
 
-/** The peer ID a multiaddr ends in (relay-records.ts, shared with browser nodes). */
-export { peerIdOf }
-
 /** Wait before the next dial of a relay after `failures` failed ones (backoff.ts). */
 function backoff (failures: number): number {
   return backoffDelay(failures, { initialMs: FEDERATION_REDIAL_MIN_MS, maxMs: FEDERATION_REDIAL_MAX_MS })
