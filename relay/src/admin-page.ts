@@ -10,6 +10,7 @@
  * page opened after an hour of running shows that hour: one sample every `sampleIntervalMs`,
  * `windowMs` of them, a few KiB.
  */
+import { DEFAULT_ADMIN_SAMPLE_INTERVAL_MS, DEFAULT_ADMIN_WINDOW_MS } from './constants.js'
 import type { Relay, RelayStatus } from './index.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
@@ -49,12 +50,9 @@ export interface AdminPage {
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>
 }
 
-const DEFAULT_SAMPLE_INTERVAL_MS = 10_000
-const DEFAULT_WINDOW_MS = 3_600_000
-
 export function createAdminPage (relay: Relay, init: AdminPageInit = {}): AdminPage {
-  const interval = init.sampleIntervalMs ?? DEFAULT_SAMPLE_INTERVAL_MS
-  const keep = Math.max(2, Math.ceil((init.windowMs ?? DEFAULT_WINDOW_MS) / interval))
+  const interval = init.sampleIntervalMs ?? DEFAULT_ADMIN_SAMPLE_INTERVAL_MS
+  const keep = Math.max(2, Math.ceil((init.windowMs ?? DEFAULT_ADMIN_WINDOW_MS) / interval))
   const history: AdminSample[] = []
   let timer: ReturnType<typeof setInterval> | undefined
 

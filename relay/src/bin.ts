@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises'
 import { pino } from 'pino'
 import { RateLimiter } from 'p2p-rooms/rate-limit'
 import { parseConfig } from './config.js'
-import { EXIT_INVALID_CONFIG, MAX_LOG_LINES_PER_SECOND, SHUTDOWN_TIMEOUT_MS } from './constants.js'
+import { EXIT_INVALID_CONFIG, MAX_LOG_LINE_KINDS, MAX_LOG_LINES_PER_SECOND, SHUTDOWN_TIMEOUT_MS } from './constants.js'
 import { IdentityInUseError, InsecureIdentityFileError, InvalidConfigError, InvalidIdentityFileError } from './errors.js'
 import { startHttp } from './http.js'
 import { loadOrCreateIdentity, lockIdentity } from './identity.js'
@@ -48,7 +48,7 @@ const { config, sources } = parsed
 const logger = pino({ level: config.logLevel }, process.stderr)
 
 /** One token bucket per kind of log line: a flood is counted in /metrics, not written out line by line. */
-const logLines = new RateLimiter({ rate: MAX_LOG_LINES_PER_SECOND, burst: MAX_LOG_LINES_PER_SECOND, maxKeys: 256 })
+const logLines = new RateLimiter({ rate: MAX_LOG_LINES_PER_SECOND, burst: MAX_LOG_LINES_PER_SECOND, maxKeys: MAX_LOG_LINE_KINDS })
 
 /** Errors seen before the relay exists are logged only; after, they are counted too. */
 let countError: (source: ErrorSource) => void = () => {}

@@ -213,6 +213,15 @@ export const HTTP_MAX_HEADER_BYTES = 8192
 /** Requests served on one keep-alive HTTP connection before it is closed. */
 export const HTTP_MAX_REQUESTS_PER_SOCKET = 100
 
+/** Longest request target read, in characters (the head is bounded by `HTTP_MAX_HEADER_BYTES` anyway). */
+export const HTTP_MAX_TARGET_LENGTH = 2048
+
+/** How often the admin page (`GET /`) samples the relay's status for its charts, in ms. */
+export const DEFAULT_ADMIN_SAMPLE_INTERVAL_MS = 10_000
+
+/** How far back the admin page's charts go, in ms (an hour). */
+export const DEFAULT_ADMIN_WINDOW_MS = 3_600_000
+
 /**
  * How often a relay publishes its relay record on `RELAYS_TOPIC`, in ms, and once more as soon
  * as a peer subscribes to that topic (at most once per `RECORD_MIN_INTERVAL_MS`).
@@ -244,6 +253,9 @@ export const FEDERATION_TAG_VALUE = 100
  */
 export const MAX_LOG_LINES_PER_SECOND = 10
 
+/** Kinds of log line (reasons and sources) whose rate is tracked at once; there are a few dozen. */
+export const MAX_LOG_LINE_KINDS = 256
+
 /**
  * How long a second relay on the same identity file waits for the first one's lock to go stale
  * before giving up, in ms, and how often a running relay refreshes its lock. A relay killed with
@@ -252,6 +264,9 @@ export const MAX_LOG_LINES_PER_SECOND = 10
  */
 export const IDENTITY_LOCK_STALE_MS = 5_000
 export const IDENTITY_LOCK_UPDATE_MS = 1_000
+
+/** How often a relay waiting for a held identity lock looks again, in ms. */
+export const IDENTITY_LOCK_RETRY_MS = 250
 
 /** Process exit code for an invalid option, environment variable, config file or key file. */
 export const EXIT_INVALID_CONFIG = 2

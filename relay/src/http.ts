@@ -23,7 +23,7 @@ import { RateLimiter } from 'p2p-rooms/rate-limit'
 import {
   DEFAULT_ICE_ORIGINS, DEFAULT_ICE_RATE_LIMIT, HTTP_HEADERS_TIMEOUT_MS, HTTP_IDLE_TIMEOUT_MS, HTTP_KEEP_ALIVE_TIMEOUT_MS,
   HTTP_MAX_CONNECTIONS, HTTP_MAX_HEADER_BYTES, HTTP_MAX_REQUESTS_PER_SOCKET, HTTP_REQUEST_TIMEOUT_MS,
-  HTTP_TIMEOUT_CHECK_INTERVAL_MS, MAX_RATE_TRACKED_PEERS
+  HTTP_MAX_TARGET_LENGTH, HTTP_TIMEOUT_CHECK_INTERVAL_MS, MAX_RATE_TRACKED_PEERS
 } from './constants.js'
 import { ipKey } from './refusals.js'
 import { iceServers } from './turn.js'
@@ -52,9 +52,6 @@ export interface HttpEndpoint {
   url: string
   close(): Promise<void>
 }
-
-/** Longest request target read, in characters (the head is bounded by `HTTP_MAX_HEADER_BYTES` anyway). */
-const MAX_TARGET_LENGTH = 2048
 
 export async function startHttp (relay: Relay, init: HttpInit): Promise<HttpEndpoint> {
   const admin = createAdminPage(relay)
@@ -193,7 +190,7 @@ function send (res: ServerResponse, status: number, type: string, body: string, 
  * send). Never throws: `GET // HTTP/1.1` once ended the relay because `new URL('//', base)` does.
  */
 export function requestPath (target: unknown): string | undefined {
-  if (typeof target !== 'string' || target.length === 0 || target.length > MAX_TARGET_LENGTH) return undefined
+  if (typeof target !== 'string' || target.length === 0 || target.length > HTTP_MAX_TARGET_LENGTH) return undefined
   let url: URL
   try {
     // a leading `//` would read as a protocol-relative URL with the path as its host

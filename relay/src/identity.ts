@@ -15,12 +15,9 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import lockfile from 'proper-lockfile'
-import { IDENTITY_LOCK_STALE_MS, IDENTITY_LOCK_UPDATE_MS } from './constants.js'
+import { IDENTITY_LOCK_RETRY_MS, IDENTITY_LOCK_STALE_MS, IDENTITY_LOCK_UPDATE_MS } from './constants.js'
 import { IdentityInUseError, InsecureIdentityFileError, InvalidIdentityFileError } from './errors.js'
 import type { PrivateKey } from '@libp2p/interface'
-
-/** How often a relay waiting for a held lock looks again, in ms. */
-const LOCK_RETRY_MS = 250
 
 /**
  * Takes the exclusive lock on the identity file at `path` (which must exist), waiting up to
@@ -35,7 +32,7 @@ export async function lockIdentity (path: string, onCompromised: (err: Error) =>
     return await lockfile.lock(path, {
       stale: IDENTITY_LOCK_STALE_MS,
       update: IDENTITY_LOCK_UPDATE_MS,
-      retries: { retries: Math.ceil((IDENTITY_LOCK_STALE_MS + 2 * IDENTITY_LOCK_UPDATE_MS) / LOCK_RETRY_MS), factor: 1, minTimeout: LOCK_RETRY_MS, maxTimeout: LOCK_RETRY_MS },
+      retries: { retries: Math.ceil((IDENTITY_LOCK_STALE_MS + 2 * IDENTITY_LOCK_UPDATE_MS) / IDENTITY_LOCK_RETRY_MS), factor: 1, minTimeout: IDENTITY_LOCK_RETRY_MS, maxTimeout: IDENTITY_LOCK_RETRY_MS },
       onCompromised
     })
   } catch (err: any) {

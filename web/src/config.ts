@@ -6,16 +6,14 @@
  * so neither the web server nor any host of the built page sees it in a request or a log.
  */
 // the library's limits and names, from its constants alone: the page paints before the
-// library itself has loaded
+// library itself has loaded. The default session type is left out of URLs.
 import { DEFAULT_IDENTITY, DEFAULT_SESSION_TYPE, IDENTITY_KINDS, MAX_ROOM_NAME_LENGTH, SESSION_TYPES } from 'p2p-rooms/constants'
 import type { IdentityKind, SessionType } from 'p2p-rooms'
 
 /** The room name limit (`joinRoom` throws `InvalidRoomNameError` outside it), in UTF-16 code units as `String.length` counts them. */
-export { MAX_ROOM_NAME_LENGTH, SESSION_TYPES, IDENTITY_KINDS, DEFAULT_IDENTITY }
+export { MAX_ROOM_NAME_LENGTH }
 /** The room `npm start` prints and the form suggests. */
 export const DEFAULT_ROOM = 'lobby'
-/** The library's default session type; it is left out of URLs. */
-export const DEFAULT_TYPE: SessionType = DEFAULT_SESSION_TYPE
 
 /** A room as the library tells rooms apart: the same name with another type or secret is another room. */
 export interface RoomChoice {
@@ -73,7 +71,7 @@ export function checkRoomName (raw: string): RoomNameCheck {
 export function settingsFromUrl (url: URL): PageSettings {
   const ignored: string[] = []
   const hash = hashParams(url)
-  const type = oneOf(url.searchParams.get('type'), SESSION_TYPES, DEFAULT_TYPE, 'type', ignored)
+  const type = oneOf(url.searchParams.get('type'), SESSION_TYPES, DEFAULT_SESSION_TYPE, 'type', ignored)
   const identity = oneOf(url.searchParams.get('identity'), IDENTITY_KINDS, DEFAULT_IDENTITY, 'identity', ignored)
   const secret = hash.get('secret') ?? url.searchParams.get('secret') ?? ''
   const ice = url.searchParams.get('ice')?.trim() ?? ''
@@ -126,7 +124,7 @@ export function urlFor (current: URL, room: RoomChoice, withSecret: boolean): UR
   url.searchParams.delete('secret')
   url.searchParams.delete('private')
   url.searchParams.set('room', room.name)
-  if (room.type === DEFAULT_TYPE) url.searchParams.delete('type')
+  if (room.type === DEFAULT_SESSION_TYPE) url.searchParams.delete('type')
   else url.searchParams.set('type', room.type)
   if (withSecret && room.secret !== undefined) url.hash = new URLSearchParams({ secret: room.secret }).toString()
   return url
@@ -147,7 +145,7 @@ export interface InviteInit {
 export function inviteUrl (current: URL, room: RoomChoice, init: InviteInit): URL {
   const url = new URL(current.origin + current.pathname)
   url.searchParams.set('room', room.name)
-  if (room.type !== DEFAULT_TYPE) url.searchParams.set('type', room.type)
+  if (room.type !== DEFAULT_SESSION_TYPE) url.searchParams.set('type', room.type)
   for (const relay of init.relays) url.searchParams.append('relay', relay)
   const ice = current.searchParams.get('ice')
   if (ice !== null && ice !== '') url.searchParams.set('ice', ice)
@@ -180,7 +178,7 @@ export function sameRoom (a: RoomChoice | undefined, b: RoomChoice): boolean {
 
 /** `"name"`, `"name" (one-way)`, `"name" (private, pairwise)`: for logs, without the secret. */
 export function describeRoom (room: RoomChoice): string {
-  const traits = [room.secret !== undefined ? 'private' : '', room.type !== DEFAULT_TYPE ? room.type : ''].filter((t) => t !== '')
+  const traits = [room.secret !== undefined ? 'private' : '', room.type !== DEFAULT_SESSION_TYPE ? room.type : ''].filter((t) => t !== '')
   const name = room.name.length > 60 ? `${room.name.slice(0, 59)}…` : room.name
   return traits.length === 0 ? `"${name}"` : `"${name}" (${traits.join(', ')})`
 }
