@@ -10,7 +10,7 @@ import { ping } from '@libp2p/ping'
 import { webRTC } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import { INBOUND_CONNECTION_THRESHOLD, WEBRTC_MAX_MESSAGE_BYTES } from './constants.js'
-import { relayRecords } from './relays.js'
+import { relayRecords } from './relay-discovery.js'
 import { relayReserver } from './reserve.js'
 import type { RelayReserver } from './reserve.js'
 import type { GossipSub } from '@libp2p/gossipsub'
@@ -37,7 +37,7 @@ export interface NodeConfigInit {
 }
 
 export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeServices> {
-  // relay records and the relays the transport reserves on are checked against one trust (relays.ts)
+  // relay records and the relays the transport reserves on are checked against one trust (relay-discovery.ts)
   const relays = relayRecords()
   return {
     privateKey: init.privateKey,
@@ -103,7 +103,7 @@ export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeSer
         scoreParams: { IPColocationFactorWeight: 0 }
       }),
       // the federation's relays publish their peer records on a topic; we only listen, to learn
-      // relays to reserve on when ours go away (relays.ts dials them)
+      // relays to reserve on when ours go away (relay-discovery.ts; relays.ts dials them)
       relayDiscovery: relays,
       // reserves on a relay the moment we are connected to it, not once identify is done (reserve.ts)
       reserver: relayReserver()

@@ -23,23 +23,17 @@
  * alive.
  */
 import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
-import { TopicValidatorResult } from '@libp2p/gossipsub'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
 import { backoffDelay } from './backoff.js'
 import {
   MAX_KNOWN_RELAYS, MAX_RELAY_ADDRS, RELAY_ONLINE_PING_TIMEOUT_MS, RELAY_OUTAGE_REDIAL_MAX_MS, RELAY_REDIAL_JITTER, RELAY_REDIAL_MAX_MS,
-  RELAY_REDIAL_MIN_MS, RELAY_RESERVATION_GRACE_MS, RELAYS_TOPIC
+  RELAY_REDIAL_MIN_MS, RELAY_RESERVATION_GRACE_MS
 } from './constants.js'
+import { RelayRecords } from './relay-discovery.js'
 import { peerIdOf, relayDialAddr, RelayTrust, withPeerId } from './relay-records.js'
 import type { RelayInfo, Relays, RelaySetEvents } from './index.js'
-import type { VerifiedRelayRecord } from './relay-records.js'
-import type { GossipSub, TopicValidatorFn } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
-import type {
-  AbortOptions, ComponentLogger, Connection, IdentifyResult, Libp2pEvents, Logger, PeerDiscovery, PeerDiscoveryEvents, PeerId, PeerInfo,
-  PeerStore, Startable, TopologyFilter
-} from '@libp2p/interface'
+import type { AbortOptions, Connection, IdentifyResult, Libp2pEvents, Logger, PeerDiscovery, PeerId, PeerInfo, PeerStore, Startable } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { TypedEventTarget } from 'main-event'
@@ -367,120 +361,6 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
       reserved: this.reserved.has(r.peerId)
     }
   }
-}
-
-export interface RelayRecordsComponents {
-  pubsub: GossipSub
-  logger: ComponentLogger
-}
-
-/**
- * The node's listener for the federation's relay records on `RELAYS_TOPIC` (listen-only: a
- * browser is no relay to tell anyone about). Every record is checked with the node's
- * `RelayTrust` in gossipsub's validator: a forged one is rejected (the peer forwarding it loses
- * score), an untrusted one ignored (neither delivered nor forwarded), a trusted one emitted as
- * `peer`. It is deliberately no libp2p peer discovery: records never reach the peer store or
- * libp2p's dialers, only `RelaySet`.
- */
-export class RelayRecords extends TypedEventEmitter<PeerDiscoveryEvents> implements Startable {
-  private readonly components: RelayRecordsComponents
-  private readonly log: Logger
-  private trust = new RelayTrust()
-  private started = false
-  /** The circuit relay transport's filter (`relayRecords().reservationFilter`), when made by `relayRecords()`. */
-  readonly reservationFilter?: TopologyFilter
-  /** Records seen, by verdict: accepted (trusted), ignored (valid, untrusted), rejected (malformed, forged). */
-  readonly counts = { accepted: 0, ignored: 0, rejected: 0 }
-
-  constructor (components: RelayRecordsComponents, reservationFilter?: TopologyFilter) {
-    super()
-    this.components = components
-    this.reservationFilter = reservationFilter
-    this.log = components.logger.forComponent('p2p-rooms:relay-records')
-  }
-
-  /** Checks records against `trust` from now on (until then it trusts nothing). */
-  setTrust (trust: RelayTrust): void {
-    this.trust = trust
-  }
-
-  /** The trust records are checked against. */
-  getTrust (): RelayTrust {
-    return this.trust
-  }
-
-  isStarted (): boolean {
-    return this.started
-  }
-
-  start (): void {
-    this.started = true
-  }
-
-  afterStart (): void {
-    const { pubsub } = this.components
-    pubsub.topicValidators.set(RELAYS_TOPIC, this.validate)
-    pubsub.subscribe(RELAYS_TOPIC)
-  }
-
-  stop (): void {
-    this.started = false
-    const { pubsub } = this.components
-    pubsub.topicValidators.delete(RELAYS_TOPIC)
-    try {
-      pubsub.unsubscribe(RELAYS_TOPIC)
-    } catch {
-      // gossipsub stopped first: nothing is subscribed any more
-    }
-  }
-
-  private readonly validate: TopicValidatorFn = async (_peer, msg) => {
-    const verdict = msg.type === 'signed' ? await this.trust.verify(msg.data, msg.key) : undefined
-    if (verdict === undefined || !verdict.ok) {
-      const ignored = verdict?.reason === 'untrusted'
-      this.counts[ignored ? 'ignored' : 'rejected']++
-      if (!ignored) this.log('rejected a relay record from %p: %s', msg.type === 'signed' ? msg.from : 'an unsigned message', verdict?.reason ?? 'unsigned')
-      return ignored ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
-    }
-    this.counts.accepted++
-    if (this.started) this.safeDispatchEvent('peer', { detail: peerInfo(verdict.record) })
-    return TopicValidatorResult.Accept
-  }
-}
-
-function peerInfo (record: VerifiedRelayRecord): PeerInfo {
-  return { id: peerIdFromString(record.peerId), multiaddrs: record.multiaddrs }
-}
-
-/** What `relayRecords()` returns: a service factory carrying the transport's reservation filter. */
-export interface RelayRecordsFactory {
-  (components: RelayRecordsComponents): RelayRecords
-  /**
-   * For `circuitRelayTransport({ discoveryFilter })`: the transport reserves only on a peer this
-   * says it has not seen, i.e. a trusted relay not yet notified (libp2p's registrar adds a peer
-   * on connect and removes it on disconnect).
-   */
-  reservationFilter: TopologyFilter
-}
-
-/**
- * The node's relay records listener (`services: { relayDiscovery: relays }`), and the filter that
- * keeps the circuit relay transport to trusted relays (`circuitRelayTransport({ discoveryFilter:
- * relays.reservationFilter })`): both read the trust `RelaySet` hands the service when it starts.
- */
-export function relayRecords (): RelayRecordsFactory {
-  let service: RelayRecords | undefined
-  const seen = new Set<string>()
-  const reservationFilter: TopologyFilter = {
-    has: (peerId) => service?.getTrust().trusts(peerId.toString()) !== true || seen.has(peerId.toString()),
-    add: (peerId) => { seen.add(peerId.toString()) },
-    remove: (peerId) => { seen.delete(peerId.toString()) }
-  }
-  const factory = (components: RelayRecordsComponents): RelayRecords => {
-    service = new RelayRecords(components, reservationFilter)
-    return service
-  }
-  return Object.assign(factory, { reservationFilter })
 }
 
 /** Peer IDs of the relays our `/p2p-circuit` addresses go through: one per reservation held. */

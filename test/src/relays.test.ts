@@ -12,7 +12,8 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vite
 import {
   RELAY_OUTAGE_REDIAL_MAX_MS, RELAY_REDIAL_JITTER, RELAY_REDIAL_MAX_MS, RELAY_REDIAL_MIN_MS, RELAY_RESERVATION_GRACE_MS
 } from '../../src/constants.js'
-import { RelayRecords, RelaySet } from '../../src/relays.js'
+import { RelayRecords } from '../../src/relay-discovery.js'
+import { RelaySet } from '../../src/relays.js'
 import type { RelayInfo } from '../../src/index.js'
 import type { RelaySetComponents } from '../../src/relays.js'
 import type { Connection, Libp2pEvents, Logger } from '@libp2p/interface'
