@@ -1,5 +1,5 @@
 /**
- * The one exponential backoff of the project: the direct WebRTC dial (dialer.ts), the browser's
+ * The one exponential backoff of the project, and the one abortable wait: the direct WebRTC dial (dialer.ts), the browser's
  * relay redials (relays.ts) and the relay's federation redials (relay/src/federation.ts) each
  * wait `initialMs * 2^(failures - 1)`, capped at `maxMs`, times a random jitter factor.
  *
@@ -30,4 +30,20 @@ export function backoffDelay (failures: number, init: BackoffInit): number {
   const [low, high] = init.jitter ?? [1, 1]
   const factor = low === high ? low : low + (init.random ?? Math.random)() * (high - low)
   return Math.min(init.initialMs * 2 ** (Math.max(1, failures) - 1), init.maxMs ?? Infinity) * factor
+}
+
+/** Resolves after `ms`; rejects with the signal's reason as soon as `signal` aborts (clearing the timer). */
+export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(done, ms)
+    function done (): void {
+      signal?.removeEventListener('abort', abort)
+      resolve()
+    }
+    function abort (): void {
+      clearTimeout(timer)
+      reject(signal?.reason)
+    }
+    signal?.addEventListener('abort', abort, { once: true })
+  })
 }

@@ -6,7 +6,7 @@
  * (`@libp2p/webrtc` 6.0.33, patched in `patches/`; no upstream issue found for it as of 2026-11), and an occasional
  * `DTLS alert: unknown CA` from node-datachannel. Each such dial succeeds when tried again.
  */
-import { backoffDelay as exponentialBackoff } from './backoff.js'
+import { backoffDelay as exponentialBackoff, sleep } from './backoff.js'
 import { DIAL_BACKOFF_JITTER } from './constants.js'
 import type { Connection } from '@libp2p/interface'
 
@@ -50,7 +50,7 @@ export async function dialWithRetry (dial: (attempt: number) => Promise<Connecti
   let lastError: Error = new Error('no dial attempted')
   for (let attempt = 1; attempt <= Math.max(1, init.attempts); attempt++) {
     init.signal?.throwIfAborted()
-    if (attempt > 1) await delay(backoffDelay(attempt, init.backoffMs, random), init.signal)
+    if (attempt > 1) await sleep(backoffDelay(attempt, init.backoffMs, random), init.signal)
     try {
       const conn = await dial(attempt)
       init.onAttempt?.(attempt)
@@ -62,19 +62,4 @@ export async function dialWithRetry (dial: (attempt: number) => Promise<Connecti
     }
   }
   throw lastError
-}
-
-async function delay (ms: number, signal?: AbortSignal): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(done, ms)
-    function done (): void {
-      signal?.removeEventListener('abort', abort)
-      resolve()
-    }
-    function abort (): void {
-      clearTimeout(timer)
-      reject(signal?.reason)
-    }
-    signal?.addEventListener('abort', abort, { once: true })
-  })
 }

@@ -21,7 +21,7 @@
  */
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { KEEP_ALIVE } from '@libp2p/interface'
-import { backoffDelay } from 'p2p-rooms/backoff'
+import { backoffDelay, sleep } from 'p2p-rooms/backoff'
 import { RELAYS_TOPIC } from 'p2p-rooms/constants'
 import { encodeRelayRecord, federationProof, peerIdOf, relayRecordOf, RelayTrust } from 'p2p-rooms/relay-records'
 import { WebSocket as NodeWebSocket } from 'ws'
@@ -318,7 +318,8 @@ class RelayFederation implements Federation, Startable {
           if (signal.aborted) return
           const wait = backoff(attempt)
           this.log('relay %s unreachable (attempt %d), next try in %d ms - %e', key, attempt, wait, err)
-          await sleep(wait, signal)
+          // an abort ends the loop (stop() aborts every wait at once)
+          await sleep(wait, signal).catch(() => {})
         }
       }
     } finally {
@@ -330,18 +331,6 @@ class RelayFederation implements Federation, Startable {
 /** Wait before the next dial of a relay after `failures` failed ones (backoff.ts). */
 function backoff (failures: number): number {
   return backoffDelay(failures, { initialMs: FEDERATION_REDIAL_MIN_MS, maxMs: FEDERATION_REDIAL_MAX_MS })
-}
-
-async function sleep (ms: number, signal: AbortSignal): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(done, ms)
-    signal.addEventListener('abort', done, { once: true })
-    function done (): void {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-  })
 }
 
 /**
