@@ -51,8 +51,12 @@ export interface AdminPage {
 }
 
 export function createAdminPage (relay: Relay, init: AdminPageInit = {}): AdminPage {
-  const interval = init.sampleIntervalMs ?? DEFAULT_ADMIN_SAMPLE_INTERVAL_MS
-  const keep = Math.max(2, Math.ceil((init.windowMs ?? DEFAULT_ADMIN_WINDOW_MS) / interval))
+  const options = {
+    sampleIntervalMs: init.sampleIntervalMs ?? DEFAULT_ADMIN_SAMPLE_INTERVAL_MS,
+    windowMs: init.windowMs ?? DEFAULT_ADMIN_WINDOW_MS
+  }
+  const interval = options.sampleIntervalMs
+  const keep = Math.max(2, Math.ceil(options.windowMs / interval))
   const history: AdminSample[] = []
   let timer: ReturnType<typeof setInterval> | undefined
 
