@@ -11,7 +11,11 @@ export default [
     rules: {
       // `void promise` marks a promise deliberately left unawaited (a fire-and-forget publish,
       // an event handler); the code relies on it instead of a floating-promise comment
-      'no-void': 'off'
+      'no-void': 'off',
+      // `for await (const frame of frames) return frame` is how a libp2p stream's first frame is read
+      'no-unreachable-loop': ['error', { ignore: ['ForOfStatement'] }],
+      // flags set from a promise's callback while a loop polls a page (`done`, `aborted`) are invisible to it
+      'no-unmodified-loop-condition': 'off'
     }
   }
 ]
