@@ -97,8 +97,10 @@ export class Backlog {
       return
     }
     this.state = 'fetching'
-    this.fetch = new AbortController()
-    const signal = AbortSignal.any([this.abort.signal, this.fetch.signal, AbortSignal.timeout(HISTORY_TIMEOUT_MS)])
+    const fetch = this.fetch = new AbortController()
+    const signal = AbortSignal.any([this.abort.signal, fetch.signal])
+    // our own timer rather than AbortSignal.timeout: it is ours to clear, and fake timers drive it in tests
+    const timeout = setTimeout(() => { fetch.abort(new DOMException(`no backlog within ${HISTORY_TIMEOUT_MS} ms`, 'TimeoutError')) }, HISTORY_TIMEOUT_MS)
     let frames: Uint8Array[] = []
     try {
       // what we take is bounded by our own room's limits, whatever the member serving it holds
@@ -107,6 +109,8 @@ export class Backlog {
     } catch (err) {
       if (this.stopped || this.state !== 'fetching') return
       log('no backlog from %s in %s - %e', peer, room, err)
+    } finally {
+      clearTimeout(timeout)
     }
     if (this.stopped || this.state !== 'fetching') return
     const backlog = await messages.openBacklog(self, frames)
