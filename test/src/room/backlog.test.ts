@@ -58,7 +58,7 @@ async function bobSays (words: string): Promise<Uint8Array> {
 
 /** Bob's message as the room hands it on once opened. */
 async function live (messages: RoomMessages, raw: Uint8Array): Promise<Message> {
-  const opened = await messages.open(BOB, raw, {})
+  const opened = await messages.open(BOB, raw, { pair: false })
   if (typeof opened === 'string') throw new Error(`dropped: ${opened}`)
   return { from: BOB, seq: opened.seq, data: opened.body, history: false, raw: opened.raw, incarnation: opened.incarnation }
 }

@@ -18,7 +18,7 @@ describe('room one-way', () => {
     const sender = messages('one-way')
     const receiver = messages('one-way')
     const raw = await sender.encode(OTHER, { kind: KIND_DATA, seq: sender.nextSeq(), rank: 2, settled: true }, new TextEncoder().encode('not the host'))
-    expect(await receiver.open(OTHER, raw, { rateKey: OTHER, refuseData: refuseData('one-way', OTHER, HOST) })).toBe('notHost')
+    expect(await receiver.open(OTHER, raw, { rateKey: OTHER, pair: false, refuseData: refuseData('one-way', OTHER, HOST) })).toBe('notHost')
     expect(receiver.counters.dropped.notHost).toBe(1)
     expect(receiver.counters.received).toBe(0)
   })
@@ -27,7 +27,7 @@ describe('room one-way', () => {
     const sender = messages('one-way')
     const receiver = messages('one-way')
     const raw = await sender.encode(HOST, { kind: KIND_DATA, seq: sender.nextSeq(), rank: 1, settled: true }, new TextEncoder().encode('from the host'))
-    const opened = await receiver.open(HOST, raw, { rateKey: HOST, refuseData: refuseData('one-way', HOST, HOST) })
+    const opened = await receiver.open(HOST, raw, { rateKey: HOST, pair: false, refuseData: refuseData('one-way', HOST, HOST) })
     expect(typeof opened).toBe('object')
   })
 
@@ -35,7 +35,7 @@ describe('room one-way', () => {
     const sender = messages('one-way')
     const receiver = messages('one-way')
     const raw = await sender.encode(OTHER, { kind: KIND_HEARTBEAT, seq: 0, rank: 2, settled: true }, new Uint8Array(0))
-    expect(typeof await receiver.open(OTHER, raw, { rateKey: OTHER, refuseData: refuseData('one-way', OTHER, HOST) })).toBe('object')
+    expect(typeof await receiver.open(OTHER, raw, { rateKey: OTHER, pair: false, refuseData: refuseData('one-way', OTHER, HOST) })).toBe('object')
   })
 
   it('refuses our own publish with NotHostError unless we are the host, and waits for the host to be known', () => {
