@@ -10,9 +10,8 @@
  * it, not that it is alive now. Pure: no timers, the clock is injected.
  */
 
+import { monotonicNow } from './clock.js'
 import { MIN_PRESENCE_CHECK_MS, PRESENCE_CHECKS_PER_TIMEOUT } from './constants.js'
-
-const monotonicNow = (): number => globalThis.performance.now()
 
 export interface PresenceInit {
   /** A member not heard from for longer than this is silent, in ms. */

@@ -7,6 +7,8 @@
  * interval of `t` seconds at most `burst + rate * t` messages pass.
  */
 
+import { monotonicNow } from './clock.js'
+
 /**
  * Most senders a `RateLimiter` tracks at once when `maxKeys` is not given.
  * A room holds far fewer members; the bound only stops a flood of made-up keys growing memory.
@@ -18,9 +20,6 @@ export const DEFAULT_RATE_LIMIT_MAX_KEYS = 1024
  * point, so waiting exactly `wait(n)` ms may leave `n - 1e-12` tokens instead of `n`.
  */
 const EPSILON = 1e-9
-
-/** A monotonic clock in ms: wall-clock steps (NTP, the user changing the time) must not refill. */
-const monotonicNow = (): number => globalThis.performance.now()
 
 export interface TokenBucketInit {
   /** Tokens added per second; 0 means the bucket never refills. */

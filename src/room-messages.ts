@@ -13,6 +13,7 @@
  * most `historySize` entries, for `HISTORY_TIMEOUT_MS`). A message dropped by a limit leaves no
  * trace but a counter and its number's share of a merged gap.
  */
+import { monotonicNow } from './clock.js'
 import {
   CONTROL_BURST, CONTROL_MESSAGES_PER_SECOND, HISTORY_TIMEOUT_MS, MAX_CONTROL_BODY_BYTES, MAX_HELD_BYTES_PER_ROOM, MAX_HELD_PER_ROOM, MAX_HELD_PER_SENDER,
   MAX_CACHED_SENDER_KEYS, MAX_RETIRED_INCARNATIONS, MAX_TRACKED_SENDERS, REORDER_WINDOW_MS
@@ -140,8 +141,6 @@ interface Session {
   /** earlier incarnations, newest last, at most MAX_RETIRED_INCARNATIONS */
   retired: number[]
 }
-
-const monotonicNow = (): number => globalThis.performance.now()
 
 export class RoomMessages {
   readonly counters: MessageCounters = { sent: 0, received: 0, dropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>, gaps: 0 }

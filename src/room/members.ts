@@ -6,6 +6,7 @@
  * nor re-announced within `peerTtl` expires; one the relay calls unreachable, or that left, is
  * removed. What the room does on each of these steps comes in through the `on*` components.
  */
+import { monotonicNow } from '../clock.js'
 import { HELLO_RETRY_MS } from '../constants.js'
 import type { DirectLinkEvents, DirectLinks } from '../direct.js'
 import type { LeaveReason, MeetingPhase, MeetingTimeline, RoomPeer } from '../index.js'
@@ -56,8 +57,6 @@ export interface Member {
   /** room-side phases of meeting it, monotonic ms */
   phases: Partial<Record<MeetingPhase, number>>
 }
-
-const monotonicNow = (): number => globalThis.performance.now()
 
 export class Membership {
   private readonly components: MembershipComponents
