@@ -26,10 +26,10 @@ import type { FileService } from './files/service.js'
 import type { RoomContext, RoomSettings } from './room.js'
 import type { JoinRoomInit, ResolvedRoomNodeOptions, Room, RoomNode, RoomNodeIdentity } from './index.js'
 import type { RoomNodeServices } from './node-config.js'
-import type { Logger, PrivateKey } from '@libp2p/interface'
+import type { Logger, PrivateKey, Startable } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 
-export class RoomNodeImpl implements RoomNode {
+export class RoomNodeImpl implements RoomNode, Startable {
   readonly libp2p: Libp2p<RoomNodeServices>
   readonly identity: RoomNodeIdentity
   readonly relays: RelaySet

@@ -40,7 +40,7 @@ import type { ResolvedRoomNodeOptions, RoomEvents, Room, RoomPeer, RoomPeerStats
 import type { OpenedMessage } from './room-messages.js'
 import type { Admission, RoomMessageKind } from './wire.js'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
-import type { Logger } from '@libp2p/interface'
+import type { Logger, Startable } from '@libp2p/interface'
 
 /** What a room needs of its node: narrow, so that tests can stub it. */
 export interface RoomContext {
@@ -89,7 +89,7 @@ export interface RoomSettings {
 const encoder = new TextEncoder()
 const EMPTY = new Uint8Array(0)
 
-export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
+export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room, Startable {
   readonly name: string
   readonly type: SessionType
   /** `discovery`: its gossipsub topic, followed by relays; `room`: its key, the label of its frames */

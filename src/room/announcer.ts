@@ -6,7 +6,7 @@
 import { REPLY_DELAY_MIN_MS, REPLY_DELAY_SPREAD_MS } from '../constants.js'
 import { decodeAnnouncement, encodeAnnouncement } from '../wire.js'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
-import type { Logger } from '@libp2p/interface'
+import type { Logger, Startable } from '@libp2p/interface'
 
 /** What the announcer needs of its room and node. */
 export interface AnnouncerComponents {
@@ -33,7 +33,7 @@ export interface AnnouncerComponents {
   onLeave: (peer: string) => void
 }
 
-export class Announcer {
+export class Announcer implements Startable {
   private readonly components: AnnouncerComponents
   private timer?: ReturnType<typeof setInterval>
   private replyTimer?: ReturnType<typeof setTimeout>

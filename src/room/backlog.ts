@@ -10,7 +10,7 @@ import { historySizeOf, isPairwise } from './session-rules.js'
 import type { SessionType } from '../index.js'
 import type { Delivery, HistoryRefusal, RoomMessages } from '../room-messages.js'
 import type { Release } from '../sequence.js'
-import type { Logger } from '@libp2p/interface'
+import type { Logger, Startable } from '@libp2p/interface'
 
 /** What the backlog needs of its room. */
 export interface BacklogComponents {
@@ -37,7 +37,7 @@ export interface BacklogComponents {
 
 type State = 'idle' | 'fetching' | 'done'
 
-export class Backlog {
+export class Backlog implements Startable {
   private readonly components: BacklogComponents
   private state: State = 'idle'
   private readonly abort = new AbortController()

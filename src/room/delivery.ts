@@ -7,6 +7,7 @@
 import type { RoomMessage } from '../index.js'
 import type { Delivery as Message, RoomMessages } from '../room-messages.js'
 import type { Gap, Release } from '../sequence.js'
+import type { Startable } from '@libp2p/interface'
 
 /** What delivery needs of its room. */
 export interface DeliveryComponents {
@@ -17,7 +18,7 @@ export interface DeliveryComponents {
   onGap: (gap: Gap) => void
 }
 
-export class Delivery {
+export class Delivery implements Startable {
   private readonly components: DeliveryComponents
   private flushTimer?: ReturnType<typeof setTimeout>
   private stopped = false

@@ -11,7 +11,7 @@ import { HELLO_RETRY_MS } from '../constants.js'
 import type { DirectLinkEvents, DirectLinks } from '../direct.js'
 import type { LeaveReason, MeetingPhase, MeetingTimeline, RoomPeer } from '../index.js'
 import type { PeerPath } from '../paths.js'
-import type { Logger } from '@libp2p/interface'
+import type { Logger, Startable } from '@libp2p/interface'
 
 /** What membership needs of its room and node. */
 export interface MembershipComponents {
@@ -58,7 +58,7 @@ export interface Member {
   phases: Partial<Record<MeetingPhase, number>>
 }
 
-export class Membership {
+export class Membership implements Startable {
   private readonly components: MembershipComponents
   private readonly now: () => number
   private readonly members = new Map<string, Member>()

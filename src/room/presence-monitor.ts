@@ -4,6 +4,7 @@
  * sixteenth of it. Who was heard when is presence.ts (`Presence`, pure); the timers are here.
  */
 import { Presence } from '../presence.js'
+import type { Startable } from '@libp2p/interface'
 
 /** What presence needs of its room. */
 export interface PresenceMonitorComponents {
@@ -21,7 +22,7 @@ export interface PresenceMonitorComponents {
   now?: () => number
 }
 
-export class PresenceMonitor {
+export class PresenceMonitor implements Startable {
   /** when each member was last heard */
   readonly presence: Presence
   private readonly components: PresenceMonitorComponents
