@@ -187,6 +187,12 @@ export const PRESENCE_CHECKS_PER_TIMEOUT = 16
 export const MAX_CACHED_SENDER_KEYS = 256
 
 /**
+ * Most senders a `RateLimiter` (rate-limit.ts) tracks at once when `maxKeys` is not given. A room
+ * holds far fewer members; the bound only stops a flood of made-up keys growing memory.
+ */
+export const DEFAULT_RATE_LIMIT_MAX_KEYS = 1024
+
+/**
  * PBKDF2-HMAC-SHA-256 iterations deriving a private room's keys and topic ID from its secret:
  * OWASP's Password Storage Cheat Sheet figure for PBKDF2-HMAC-SHA256 (2023). Each guess of the
  * secret by someone who saw the topic ID costs this many HMACs. Changing it changes every

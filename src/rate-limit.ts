@@ -8,12 +8,10 @@
  */
 
 import { monotonicNow } from './clock.js'
+import { DEFAULT_RATE_LIMIT_MAX_KEYS } from './constants.js'
 
-/**
- * Most senders a `RateLimiter` tracks at once when `maxKeys` is not given.
- * A room holds far fewer members; the bound only stops a flood of made-up keys growing memory.
- */
-export const DEFAULT_RATE_LIMIT_MAX_KEYS = 1024
+// re-exported: callers of the rate limiter find its default beside it
+export { DEFAULT_RATE_LIMIT_MAX_KEYS }
 
 /**
  * Below this many tokens a bucket counts as holding enough: refill is computed in floating
