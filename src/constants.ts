@@ -167,7 +167,7 @@ export const RANK_SETTLE_ALONE_MS = 12_000
  */
 export const RANK_DECIDE_WITHIN_MS = 30_000
 
-// --- rooms: tunables that lived in room.ts, presence.ts and room-messages.ts (issue 12) ----------
+// --- rooms: tunables that lived in room.ts, presence.ts, room-messages.ts, rate-limit.ts (issue 12)
 
 /**
  * A room waits this much longer than the announce interval before a member that met nobody
