@@ -459,6 +459,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room, Sta
     const taken = this.hostRole.receiveHandoff(from, handoff)
     // only the host hands the role over; anyone else claiming it is ignored
     if (taken === 'notHost') this.messages.drop('notHost')
+    // our sealed leave frame carries our rank in its header: seal it again with the new one
     else if (taken && handoff.to === this.self) void this.sealLeave()
   }
 
