@@ -314,7 +314,7 @@ export interface RoomEvents extends RoomFileEvents {
    *
    * @example room.addEventListener('message', (e) => { print(e.detail.from, e.detail.data) })
    */
-  'message': CustomEvent<RoomMessage>
+  message: CustomEvent<RoomMessage>
   /**
    * The room's host changed: the host left or went silent, handed off, or a member with an
    * earlier rank joined. Members that see the same members report the same host.
@@ -330,7 +330,7 @@ export interface RoomEvents extends RoomFileEvents {
    *
    * @example room.addEventListener('gap', (e) => { warn(e.detail.from, e.detail.last - e.detail.first + 1) })
    */
-  'gap': CustomEvent<{ from: string, first: number, last: number }>
+  gap: CustomEvent<{ from: string, first: number, last: number }>
 }
 
 export interface Room extends TypedEventTarget<RoomEvents>, RoomFiles {
