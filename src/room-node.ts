@@ -23,13 +23,13 @@ import { FrameSender, handleFrames, handleRequests, request } from './streams.js
 import { decodeLabelled, roomTopics } from './wire.js'
 import type { Extensions } from './extensions.js'
 import type { FileService } from './files/service.js'
-import type { RoomSettings } from './room.js'
+import type { RoomContext, RoomSettings } from './room.js'
 import type { JoinRoomInit, ResolvedRoomNodeOptions, Room, RoomNode, RoomNodeIdentity } from './index.js'
 import type { RoomNodeServices } from './node-config.js'
-import type { Logger, PrivateKey } from '@libp2p/interface'
+import type { Logger, PrivateKey, Startable } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 
-export class RoomNodeImpl implements RoomNode {
+export class RoomNodeImpl implements RoomNode, Startable {
   readonly libp2p: Libp2p<RoomNodeServices>
   readonly identity: RoomNodeIdentity
   readonly relays: RelaySet
@@ -67,9 +67,13 @@ export class RoomNodeImpl implements RoomNode {
     }, options)
   }
 
-  /** Registers the protocols every room shares and starts routing events to the rooms. Idempotent. */
+  /**
+   * Registers the protocols every room shares and starts routing events to the rooms: every
+   * listener is attached here, none in the constructor. Idempotent; a stopped node does not start
+   * again (its libp2p node is stopped for good).
+   */
   async start (): Promise<void> {
-    if (this.started) return
+    if (this.started || this.stopped) return
     this.started = true
     this.relays.addEventListener('relay:connect', this.onRelayChange)
     this.relays.addEventListener('relay:disconnect', this.onRelayChange)
@@ -121,7 +125,15 @@ export class RoomNodeImpl implements RoomNode {
     if (this.stopped) throw new RoomClosedError('the room node was stopped')
     const existing = this.joined.get(roomTopics(name, settings.type, settings.secret?.topicId).room)
     if (existing !== undefined) return existing
-    const room = new RoomImpl(name, settings, {
+    const room = new RoomImpl(name, settings, this.roomContext())
+    this.joined.set(room.topics.room, room)
+    room.start()
+    return room
+  }
+
+  /** What a room gets of this node (room.ts `RoomContext`): our streams, links, pubsub and extensions. */
+  private roomContext (): RoomContext {
+    return {
       self: this.peerId,
       startedAt: this.startedAt,
       options: this.options,
@@ -134,11 +146,9 @@ export class RoomNodeImpl implements RoomNode {
       sendFrameNow: (peer, frame) => this.frames.sendNow(peer, frame),
       requestHistory: async (peer, req, limits, signal) => request(this.libp2p, peer, HISTORY_PROTOCOL, req, { ...limits, signal }),
       onLeft: (r) => { if (this.joined.get(r.topics.room) === r) this.joined.delete(r.topics.room) },
+      // extensions (src/extensions.ts): each room attaches to the node's services
       files: this.files
-    })
-    this.joined.set(room.topics.room, room)
-    room.start()
-    return room
+    }
   }
 
   /**
@@ -176,6 +186,7 @@ export class RoomNodeImpl implements RoomNode {
     return [...this.joined.values()]
   }
 
+  /** Leaves every room, stops the file service and libp2p, and removes every listener `start` attached. Idempotent. */
   async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
@@ -252,7 +263,13 @@ export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKe
     hangUp: async (peer) => { await libp2p.hangUp(peerIdFromString(peer)) },
     // only circuits through relays we trust (configured, or vouched for by their federation)
     isKnownRelay: (peerId) => relaySet.trust.trusts(peerId)
-  }, { startedAt, dialAttempts: options.dialAttempts, dialBackoff: options.dialBackoff, dialTimeout: options.dialTimeout, dialTakeover: options.dialTakeover })
+  }, {
+    startedAt,
+    dialAttempts: options.dialAttempts,
+    dialBackoff: options.dialBackoff,
+    dialTimeout: options.dialTimeout,
+    dialTakeover: options.dialTakeover
+  })
   links.start()
   libp2p.addEventListener('stop', () => {
     links.stop()
