@@ -33,33 +33,33 @@ export interface MetricSources {
 
 /** A counter whose value is read from `read` at scrape time. */
 function counter (registry: Registry, name: string, help: string, read: () => number): void {
-  new Counter({
+  registry.registerMetric(new Counter({
     name,
     help,
-    registers: [registry],
+    registers: [],
     collect () {
       this.reset()
       this.inc(read())
     }
-  })
+  }))
 }
 
 /** A counter with one label, each value read from `read` at scrape time. */
 function labelledCounter (registry: Registry, name: string, help: string, label: string, read: () => Record<string, number>): void {
-  new Counter({
+  registry.registerMetric(new Counter({
     name,
     help,
     labelNames: [label],
-    registers: [registry],
+    registers: [],
     collect () {
       this.reset()
       for (const [value, n] of Object.entries(read())) this.inc({ [label]: value }, n)
     }
-  })
+  }))
 }
 
 function gauge (registry: Registry, name: string, help: string, read: () => number): void {
-  new Gauge({ name, help, registers: [registry], collect () { this.set(read()) } })
+  registry.registerMetric(new Gauge({ name, help, registers: [], collect () { this.set(read()) } }))
 }
 
 /** Registers every `p2p_rooms_relay_*` metric in `registry`. */
