@@ -45,6 +45,8 @@ async function status (): Promise<any> {
 describe('relay admin page', () => {
   it('shows peers, reservations, rooms, circuits, refusals, federated relays and uptime as /status has them', async () => {
     const page = await openPage(browser, `${relay.httpUrl}/`, DESKTOP)
+    // the page sets its title from its first /status fetch, after load: wait for it, then check its shape
+    await page.waitForFunction(() => document.title !== 'p2p-rooms relay', undefined, { timeout: 30_000 })
     expect(await page.title()).toMatch(/reserved · p2p-rooms relay$/)
     await page.locator('#reservations', { hasText: /^1$/ }).waitFor({ timeout: 30_000 })
     await page.locator('#federated code', { hasText: peer.peerId }).waitFor({ timeout: 60_000 })
