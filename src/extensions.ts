@@ -5,13 +5,15 @@
  * since by the time a relay answered they have arrived. `npm test` checks the first chunk's size.
  */
 import type { FileService } from './files/service.js'
+import type { MediaService } from './media/service.js'
 
 export interface Extensions {
   FileService: typeof FileService
+  MediaService: typeof MediaService
 }
 
 /** Starts fetching the extensions; await it once they are needed. */
 export async function loadExtensions (): Promise<Extensions> {
-  const files = await import('./files/service.js')
-  return { FileService: files.FileService }
+  const [files, media] = await Promise.all([import('./files/service.js'), import('./media/service.js')])
+  return { FileService: files.FileService, MediaService: media.MediaService }
 }

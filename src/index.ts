@@ -28,6 +28,8 @@ import { DEFAULT_MAX_RELAYS } from './constants.js'
 import { DEFAULT_FILE_RESUME_WINDOW_MS, DEFAULT_FILE_STORAGE, DEFAULT_KEPT_FILE_TTL_MS, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PENDING_FILES } from './constants.js'
 import type { FileStorage } from './files/service.js'
 import type { RoomFileEvents, RoomFiles } from './files/types.js'
+// media (issue 11, src/media/)
+import type { MediaPeerStats, RoomMedia, RoomMediaEvents } from './media/types.js'
 import { startRoomNode } from './room-node.js'
 import type { IDENTITY_KINDS, SESSION_TYPES } from './constants.js'
 import type { RoomNodeServices } from './node-config.js'
@@ -47,6 +49,8 @@ export { InvalidIdentityError } from './errors.js'
 export { FileCancelledError, FileIntegrityError, FileRejectedError, FileStorageError, FileTooLargeError, FileUnavailableError, TooManyFilesError } from './errors.js'
 export type { FileDownload, FileOffer, FileProgress, FileTransfer, FileTransferEvents, FileTransferState, IncomingFile, RoomFileEvents, RoomFiles, SendFileOptions, SharedFile } from './files/types.js'
 export type { FileStorage }
+export { InvalidMediaError } from './errors.js'
+export type { AddStreamOptions, MediaPeerStats, RoomMedia, RoomMediaEvents, RoomStreamDetail } from './media/types.js'
 export type { PeerPath, RoomNodeServices }
 
 // Private rooms: a secret that cannot be guessed, for apps that can share a link (see private-room.ts).
@@ -232,6 +236,8 @@ export interface RoomPeerStats {
   lastHeardMs?: number
   /** When each phase of meeting this peer was first reached, in ms since we joined the room. */
   timeline: MeetingTimeline
+  /** Media to and from it (`addStream`, `stream` events), once a media connection to it exists. */
+  media?: MediaPeerStats
 }
 
 /**
@@ -283,7 +289,7 @@ export interface PublishResult {
   recipients: string[]
 }
 
-export interface RoomEvents extends RoomFileEvents {
+export interface RoomEvents extends RoomFileEvents, RoomMediaEvents {
   /**
    * A peer was seen in the room through the relay; it is not reachable yet (`path: 'relayed'`).
    *
@@ -333,7 +339,7 @@ export interface RoomEvents extends RoomFileEvents {
   'gap': CustomEvent<{ from: string, first: number, last: number }>
 }
 
-export interface Room extends TypedEventTarget<RoomEvents>, RoomFiles {
+export interface Room extends TypedEventTarget<RoomEvents>, RoomFiles, RoomMedia {
   readonly name: string
   readonly type: SessionType
   /** Whether it was joined with a `secret`. */

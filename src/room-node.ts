@@ -23,6 +23,9 @@ import { FrameSender, handleFrames, handleRequests, request } from './streams.js
 import { decodeLabelled, roomTopics } from './wire.js'
 import type { Extensions } from './extensions.js'
 import type { FileService } from './files/service.js'
+// media (issue 11, src/media/)
+import type { MediaService } from './media/service.js'
+import { MAX_MEDIA_FRAME_BYTES, MEDIA_PROTOCOL } from './constants.js'
 import type { RoomSettings } from './room.js'
 import type { JoinRoomInit, ResolvedRoomNodeOptions, Room, RoomNode, RoomNodeIdentity } from './index.js'
 import type { RoomNodeServices } from './node-config.js'
@@ -46,10 +49,12 @@ export class RoomNodeImpl implements RoomNode {
   private readonly frames: FrameSender
   /** Files in every room (src/files/): one protocol handler, one chunk store. */
   private readonly files: FileService
+  /** Media in every room (src/media/): one signalling protocol, one sender per peer. */
+  private readonly media: MediaService
   private started = false
   private stopped = false
 
-  constructor (libp2p: Libp2p<RoomNodeServices>, options: ResolvedRoomNodeOptions, identity: RoomNodeIdentity, relays: RelaySet, links: DirectLinks, extensions: Extensions, createdAt: number, startedAt: number) {
+  constructor (libp2p: Libp2p<RoomNodeServices>, options: ResolvedRoomNodeOptions, identity: RoomNodeIdentity, relays: RelaySet, links: DirectLinks, extensions: Extensions, createdAt: number, startedAt: number, iceServers: RTCIceServer[] = []) {
     this.libp2p = libp2p
     this.relays = relays
     this.links = links
@@ -65,6 +70,13 @@ export class RoomNodeImpl implements RoomNode {
       unhandle: async (protocol) => { await libp2p.unhandle(protocol) },
       links
     }, options)
+    // media (issue 11): signalling frames on their own protocol, over the direct connections only
+    const mediaFrames = new FrameSender(libp2p, MEDIA_PROTOCOL, { maxFrameBytes: MAX_MEDIA_FRAME_BYTES, signal: this.abort.signal })
+    this.media = new extensions.MediaService({
+      logger: libp2p.logger,
+      serve: async (protocol, onFrame, opts) => handleFrames(libp2p, protocol, onFrame, opts),
+      send: async (peer, frame) => { await mediaFrames.send(peer, frame) }
+    }, { iceServers, iceTransportPolicy: options.iceTransportPolicy })
   }
 
   /** Registers the protocols every room shares and starts routing events to the rooms. Idempotent. */
@@ -102,6 +114,7 @@ export class RoomNodeImpl implements RoomNode {
       onWriteTimeout: (from, req) => { roomOf(req)?.historyWriteTimedOut(from) }
     })
     await this.files.start()
+    await this.media.start()
   }
 
   get peerId (): string {
@@ -134,7 +147,8 @@ export class RoomNodeImpl implements RoomNode {
       sendFrameNow: (peer, frame) => this.frames.sendNow(peer, frame),
       requestHistory: async (peer, req, limits, signal) => request(this.libp2p, peer, HISTORY_PROTOCOL, req, { ...limits, signal }),
       onLeft: (r) => { if (this.joined.get(r.topics.room) === r) this.joined.delete(r.topics.room) },
-      files: this.files
+      files: this.files,
+      media: this.media
     })
     this.joined.set(room.topics.room, room)
     room.start()
@@ -186,6 +200,7 @@ export class RoomNodeImpl implements RoomNode {
     this.abort.abort(new RoomClosedError('the room node was stopped'))
     await Promise.all([...this.joined.values()].map(async (r) => { await r.leave() }))
     await this.files.stop()
+    await this.media.stop()
     pubsub.removeEventListener('message', this.onPubsubMessage)
     pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
     await this.libp2p.stop()
@@ -272,7 +287,7 @@ export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKe
     await libp2p.stop()
     throw err
   }
-  const node = new RoomNodeImpl(libp2p, options, identity.identity, relaySet, links, loaded, createdAt, startedAt)
+  const node = new RoomNodeImpl(libp2p, options, identity.identity, relaySet, links, loaded, createdAt, startedAt, iceServers)
   await node.start()
   return node
 }

@@ -24,6 +24,10 @@ import type { DirectLinkEvents, DirectLinks } from './direct.js'
 import type { FileService } from './files/service.js'
 import type { RoomFileSession } from './files/room-files.js'
 import type { FileTransfer, SendFileOptions, SharedFile } from './files/types.js'
+// media (issue 11): the room's media session, see src/media/
+import type { MediaService } from './media/service.js'
+import type { RoomMediaSession } from './media/room-media.js'
+import type { AddStreamOptions } from './media/types.js'
 import type { MeetingPhase, MeetingTimeline, ResolvedRoomNodeOptions, RoomEvents, Room, RoomPeer, RoomPeerStats, LeaveReason, PublishResult, SessionType, RoomStats } from './index.js'
 import type { Delivery, HistoryRefusal, OpenedMessage } from './room-messages.js'
 import type { Release } from './sequence.js'
@@ -60,6 +64,8 @@ export interface RoomContext {
   onLeft: (room: RoomImpl) => void
   /** The node's file service (src/files/): the room's files attach to it. */
   files: Pick<FileService, 'attach'>
+  /** The node's media service (src/media/): the room's media attaches to it. */
+  media: Pick<MediaService, 'attach'>
 }
 
 /** A room's own settings, resolved from `joinRoom`'s options. */
@@ -132,6 +138,8 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
   private closed = false
   /** Files sent, received and shared in this room (src/files/). */
   readonly files: RoomFileSession
+  /** Streams sent and received in this room (src/media/). */
+  readonly media: RoomMediaSession
 
   constructor (name: string, settings: RoomSettings, ctx: RoomContext) {
     super()
@@ -160,6 +168,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
       master: settings.secret?.master
     })
     this.files = ctx.files.attach(this)
+    this.media = ctx.media.attach(this)
   }
 
   get self (): string {
@@ -217,7 +226,8 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
         joined: m.joined,
         rttMs: direct?.rtt,
         timeline: this.timeline(m),
-        lastHeardMs: this.presence.sinceHeard(m.peerId)
+        lastHeardMs: this.presence.sinceHeard(m.peerId),
+        media: this.media.stats(m.peerId)
       }
     }
     const { history } = this.messages
@@ -277,6 +287,26 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     return this.files.shareFile(file, options)
   }
 
+  // --- media (issue 11, src/media/): the room checks the host rule, then delegates ---------------
+
+  async addStream (stream: MediaStream, options?: AddStreamOptions): Promise<void> {
+    this.assertOpen()
+    // as publish: a newcomer does not know yet whether it is the host (host.ts)
+    if (this.type === 'one-way' && !this.ranks.decided()) await this.hostDecided()
+    if (this.type === 'one-way' && this.currentHost !== this.self) throw new NotHostError(`only the host (${this.currentHost}) streams in one-way room "${this.name}"`)
+    await this.media.addStream(stream, options)
+  }
+
+  async removeStream (stream: MediaStream): Promise<void> {
+    await this.media.removeStream(stream)
+  }
+
+  async replaceTrack (oldTrack: MediaStreamTrack, newTrack: MediaStreamTrack): Promise<void> {
+    await this.media.replaceTrack(oldTrack, newTrack)
+  }
+
+  // --- end of media ---------------------------------------------------------------------------
+
   /** A room message from us, with our rank and whether we are settled in its header. */
   private async encode (kind: RoomMessageKind, seq: number, body: Uint8Array): Promise<Uint8Array> {
     return this.messages.encode(this.self, { kind, seq, rank: this.ranks.rank, settled: this.ranks.settled }, body)
@@ -307,6 +337,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room {
     this.heldForHistory.length = 0
     this.abort.abort(new RoomClosedError(`room "${this.name}" was left`))
     this.files.close()
+    this.media.close()
     const { links, pubsub } = this.ctx
     links.removeEventListener('peer:direct', this.onDirect)
     links.removeEventListener('peer:drop', this.onDrop)
