@@ -126,7 +126,7 @@ describe('media in rooms', () => {
       const [host, guest] = hostPeer === a.peerId ? [a, b] : [b, a]
 
       const hostId = await host.page.evaluate(() => window.media.make('show', '#0f0'))
-      await guest.page.evaluate(() => window.media.make('cam', '#f00'))
+      const refusedId = await guest.page.evaluate(() => window.media.make('cam', '#f00'))
       expect(await guest.page.evaluate(async () => window.media.add('cam'))).toBe('NotHostError')
       // a modified client sends anyway: the host's page never delivers it
       expect(await guest.page.evaluate(async () => window.media.addBypassingRules('cam'))).toBeUndefined()
@@ -138,6 +138,18 @@ describe('media in rooms', () => {
       // and its media did arrive (the browser decodes it), yet no stream event came of it
       await host.page.waitForFunction((g) => (window.media.stats().peers[g]?.media?.bitrateIn ?? 0) > 0, guest.peerId, { timeout: TIMEOUT, polling: 200 })
       expect(await host.page.evaluate(() => window.media.streams)).toEqual([])
+
+      // a handoff: the new host's stream (held all along) is delivered, the old host's ends
+      const cam = await guest.page.evaluate(() => window.media.make('cam2', '#00f'))
+      expect(await host.page.evaluate(async (g) => window.harness.handOffHost(g), guest.peerId)).toBeUndefined()
+      await guest.page.waitForFunction((g) => window.harness.host() === g, guest.peerId, { timeout: TIMEOUT, polling: 100 })
+      await waitEnded(guest, host.peerId, hostId)
+      expect(await guest.page.evaluate(async () => window.media.add('cam2'))).toBeUndefined()
+      await waitStream(host, guest.peerId, cam)
+      await waitPlaying(host, cam)
+      // the stream the modified client sent before is the host's now: delivered too
+      await waitStream(host, guest.peerId, refusedId)
+      expect(await host.page.evaluate(async () => window.media.add('show'))).toBe('NotHostError')
     } finally {
       await closeAll([a, b])
     }
@@ -167,6 +179,39 @@ describe('media in rooms', () => {
       await waitPlaying(c, idA)
     } finally {
       await closeAll([a, b, ...(c !== undefined ? [c] : [])])
+    }
+  })
+})
+
+describe('media in a private room', () => {
+  it('never takes a stream from a peer that has the room\'s topic but not its secret', async () => {
+    const name = `media-private-${Date.now()}`
+    const secret = 'correct horse battery staple'
+    const [a, b] = await meet(2, name, { roomInit: { secret } })
+    const impostor = await openTab(browser, fixtureUrl, relayAddr, `${name}-impostor`)
+    try {
+      // an impostor that learnt the topic ID (the relay sees it) but has no key: it reaches the
+      // members directly, and they drop its sealed messages
+      await impostor.page.evaluate(async ([n, s]) => window.harness.impostor(n, 'broadcast', s, 'guess'), [name, secret] as const)
+      await Promise.all([a, b].map(async (t) => {
+        await t.page.waitForFunction(() => (window.harness.stats()?.messages.dropped.unauthenticated ?? 0) > 0, undefined, { timeout: TIMEOUT, polling: 100 })
+      }))
+      await impostor.page.evaluate(() => window.media.make('cam', '#f00'))
+      expect(await impostor.page.evaluate(async (ids) => window.media.pushTo('cam', ids), [a.peerId, b.peerId])).toBeUndefined()
+      // its announcement and offer reach the members, who hold them unprocessed
+      await Promise.all([a, b].map(async (t) => { await t.page.waitForFunction((p) => window.media.held(p) >= 2, impostor.peerId, { timeout: TIMEOUT, polling: 100 }) }))
+
+      // the members' own media flows
+      const id = await a.page.evaluate(() => window.media.make('cam', '#0f0'))
+      expect(await a.page.evaluate(async () => window.media.add('cam'))).toBeUndefined()
+      await waitStream(b, a.peerId, id)
+      await waitPlaying(b, id)
+      for (const t of [a, b]) {
+        expect((await t.page.evaluate(() => window.media.streams)).filter((s) => s.peerId === impostor.peerId)).toEqual([])
+        expect((await t.page.evaluate(() => window.media.stats())).peers[impostor.peerId]?.media).toBeUndefined()
+      }
+    } finally {
+      await closeAll([a, b, impostor])
     }
   })
 })
