@@ -65,6 +65,8 @@ interface Member {
   incoming: Map<string, Incoming>
   /** the streams the browser made from the msids of its tracks, by ID */
   remote: Map<string, MediaStream>
+  /** its media session (`s` of its signals): another one is a new page under the same peer ID */
+  session?: string
   refused: number
 }
 
@@ -77,6 +79,8 @@ export class RoomMediaSession {
   private readonly early = new Map<string, MediaSignal[]>()
   private statsTimer?: ReturnType<typeof setInterval>
   private closed = false
+  /** ours, in every signal we send (`s`): unchanged until we leave the room */
+  private readonly session = randomId()
 
   constructor (room: MediaRoom, node: MediaNode) {
     this.room = room
@@ -166,6 +170,10 @@ export class RoomMediaSession {
       return
     }
     const m = this.member(from)
+    if (msg.s !== undefined && msg.s !== m.session) {
+      if (m.session !== undefined) this.restart(from, m)
+      m.session = msg.s
+    }
     switch (msg.t) {
       case 'sdp':
       case 'ice':
@@ -249,7 +257,7 @@ export class RoomMediaSession {
       // the two sides must disagree: the smaller peer ID gives way
       polite: this.room.self < peer,
       config: this.node.config,
-      send: (msg) => { this.node.send(peer, this.label, msg).catch((err) => { this.node.log('media signal to %s in %s failed - %e', peer, this.room.name, err) }) },
+      send: (msg) => { this.send(peer, msg).catch((err) => { this.node.log('media signal to %s in %s failed - %e', peer, this.room.name, err) }) },
       onTrack: (evt) => {
         for (const s of evt.streams) m.remote.set(s.id, s)
         this.deliver(peer, m)
@@ -266,7 +274,7 @@ export class RoomMediaSession {
     const m = this.member(peer)
     if (m.senders.has(out.stream)) return
     const pc = this.peerOf(peer, m).pc
-    this.node.send(peer, this.label, { t: 'add', id: out.stream.id, ...(out.meta !== undefined ? { meta: out.meta } : {}) })
+    this.send(peer, { t: 'add', id: out.stream.id, ...(out.meta !== undefined ? { meta: out.meta } : {}) })
       .catch((err) => { this.node.log('announcing a stream to %s failed - %e', peer, err) })
     m.senders.set(out.stream, out.tracks.map((track) => pc.addTrack(track, out.stream)))
   }
@@ -283,7 +291,7 @@ export class RoomMediaSession {
       if (t !== undefined) t.stop()
       else pc.removeTrack(s)
     }
-    this.node.send(peer, this.label, { t: 'remove', id: out.stream.id }).catch(() => {})
+    this.send(peer, { t: 'remove', id: out.stream.id }).catch(() => {})
   }
 
   /** Dispatches `stream` for every announced stream of `peer` whose tracks arrived, if the rules allow. */
@@ -307,6 +315,22 @@ export class RoomMediaSession {
     this.room.safeDispatchEvent('stream:end', { detail: { peerId: peer, stream: inc.stream } })
   }
 
+  /**
+   * `peer` is a new page under the same peer ID (a crashed tab reloaded) that the room took as a
+   * restart, not a leave: its old streams end and our connection to it starts afresh. Our own
+   * session ID stays, so the new page never sees a restart of ours in return.
+   */
+  private restart (peer: string, m: Member): void {
+    this.node.log('%s restarted its media in %s: connecting afresh', peer, this.room.name)
+    for (const inc of m.incoming.values()) this.end(peer, inc)
+    m.incoming.clear()
+    m.remote.clear()
+    m.senders.clear()
+    m.peer?.close()
+    m.peer = undefined
+    for (const out of this.outgoing.values()) if (out.to === undefined || out.to === peer) this.attach(peer, out)
+  }
+
   /** `peer` left: its connection closes, its streams end. */
   private drop (peer: string): void {
     const m = this.members.get(peer)
@@ -320,6 +344,10 @@ export class RoomMediaSession {
     }
   }
 
+  private async send (peer: string, msg: MediaSignal): Promise<void> {
+    await this.node.send(peer, this.label, { ...msg, s: this.session })
+  }
+
   private async readStats (): Promise<void> {
     await Promise.all([...this.members.values()].map(async (m) => { await m.peer?.readStats().catch(() => {}) }))
   }
@@ -327,4 +355,8 @@ export class RoomMediaSession {
   private assertOpen (): void {
     if (this.closed) throw new RoomClosedError(`room "${this.room.name}" was left`)
   }
+}
+
+function randomId (): string {
+  return [...crypto.getRandomValues(new Uint8Array(12))].map((b) => b.toString(16).padStart(2, '0')).join('')
 }

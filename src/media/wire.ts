@@ -13,7 +13,10 @@
  * | `"add"`    | `id`: the stream's `MediaStream.id` (its SDP msid), `meta`?: any JSON | a stream we send you, with its metadata  |
  * | `"remove"` | `id`                                                                | that stream ended                        |
  *
- * Every message has `v: 1`. Unknown fields are ignored; a missing or mistyped field, a string over
+ * Every message has `v: 1`, and may carry `s`: the sender's media session in this room (random,
+ * 1–64 printable ASCII characters, the same in all its messages until it leaves the room). A
+ * member whose `s` changes without having left is a new page (a crashed tab reloaded under the
+ * same peer ID): the receiver starts its media connection to it afresh. Unknown fields are ignored; a missing or mistyped field, a string over
  * its bound (`MAX_SDP_LENGTH`, `MAX_CANDIDATE_LENGTH`, 256 for an `id`), metadata over
  * `MAX_STREAM_METADATA_BYTES`, or bytes that are not UTF-8 JSON make the decoder throw
  * `InvalidSignalError`, and nothing else.
@@ -25,11 +28,15 @@ export const MEDIA_WIRE_VERSION = 1
 /** Longest stream ID (a browser's `MediaStream.id` is a 36-character UUID). */
 export const MAX_STREAM_ID_LENGTH = 256
 
-export type MediaSignal =
+/** Longest media session ID (`s`). */
+export const MAX_SESSION_ID_LENGTH = 64
+
+export type MediaSignal = (
   | { t: 'sdp', type: 'offer' | 'answer', sdp: string }
   | { t: 'ice', candidate: string, sdpMid?: string, sdpMLineIndex?: number, usernameFragment?: string }
   | { t: 'add', id: string, meta?: unknown }
   | { t: 'remove', id: string }
+) & { s?: string }
 
 /** A signalling message could not be decoded: not UTF-8 JSON, not a known message, or over a bound. */
 export class InvalidSignalError extends Error {
@@ -61,7 +68,13 @@ export function decodeSignal (bytes: Uint8Array): MediaSignal {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidSignalError('a signalling message is not a JSON object')
   const m = value as Record<string, unknown>
-  if (m.v !== MEDIA_WIRE_VERSION) throw new InvalidSignalError(`unknown signalling version ${String(m.v)}`)
+  if (m.v !== MEDIA_WIRE_VERSION) throw new InvalidSignalError(`unknown signalling version ${JSON.stringify(m.v)?.slice(0, 32)}`)
+  const msg = body(m)
+  if (m.s !== undefined) msg.s = streamId(m.s, 's', MAX_SESSION_ID_LENGTH)
+  return msg
+}
+
+function body (m: Record<string, unknown>): MediaSignal {
   switch (m.t) {
     case 'sdp':
       if (m.type !== 'offer' && m.type !== 'answer') throw new InvalidSignalError('an sdp message needs type "offer" or "answer"')
@@ -99,9 +112,9 @@ function str (v: unknown, field: string, max: number, emptyOk = false): string {
   return v
 }
 
-function streamId (v: unknown): string {
-  const id = str(v, 'id', MAX_STREAM_ID_LENGTH)
-  if (!STREAM_ID.test(id)) throw new InvalidSignalError('a stream id is printable ASCII without spaces')
+function streamId (v: unknown, field = 'id', max = MAX_STREAM_ID_LENGTH): string {
+  const id = str(v, field, max)
+  if (!STREAM_ID.test(id)) throw new InvalidSignalError(`${field} is printable ASCII without spaces`)
   return id
 }
 
@@ -112,7 +125,7 @@ export function metadataProblem (meta: unknown): string | undefined {
   try {
     json = JSON.stringify(meta)
   } catch (err) {
-    return `metadata is not JSON (${String(err)})`
+    return `metadata is not JSON (${err instanceof Error ? err.message : "its toJSON threw"})`
   }
   if (json === undefined) return 'metadata is not JSON'
   const bytes = encoder.encode(json).byteLength

@@ -104,6 +104,20 @@ describe('room media session', () => {
     expect(held(media, 'p')).toBe(0)
   })
 
+  it('starts afresh with a member whose media session changed (a crashed tab reloaded under its peer ID)', () => {
+    const room = new StubRoom()
+    const { media } = session(room)
+    room.join('p')
+    media.onSignal('p', { t: 'add', id: 'old', s: 'page-1' })
+    media.onSignal('p', { t: 'add', id: 'old-2' })
+    expect(announced(media, 'p')).toEqual(['old', 'old-2'])
+    media.onSignal('p', { t: 'add', id: 'new', s: 'page-2' })
+    expect(announced(media, 'p')).toEqual(['new'])
+    // the same session again changes nothing
+    media.onSignal('p', { t: 'add', id: 'new-2', s: 'page-2' })
+    expect(announced(media, 'p')).toEqual(['new', 'new-2'])
+  })
+
   it('takes at most 16 streams from one member', () => {
     const room = new StubRoom()
     const { media } = session(room)
