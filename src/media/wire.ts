@@ -125,7 +125,7 @@ export function metadataProblem (meta: unknown): string | undefined {
   try {
     json = JSON.stringify(meta)
   } catch (err) {
-    return `metadata is not JSON (${err instanceof Error ? err.message : "its toJSON threw"})`
+    return `metadata is not JSON (${err instanceof Error ? err.message : 'its toJSON threw'})`
   }
   if (json === undefined) return 'metadata is not JSON'
   const bytes = encoder.encode(json).byteLength
