@@ -192,6 +192,8 @@ export class RoomMediaSession {
         this.deliver(from, m)
         return
       }
+      case 'hello':
+        return
       case 'remove': {
         const inc = m.incoming.get(msg.id)
         if (inc === undefined) return
@@ -209,6 +211,9 @@ export class RoomMediaSession {
     const held = this.early.get(peer)
     this.early.delete(peer)
     for (const msg of held ?? []) this.onSignal(peer, msg)
+    // our session ID, so that a page of ours that restarts is told apart from this one even if
+    // it has nothing to send (restart)
+    this.send(peer, { t: 'hello' }).catch(() => {})
     // a late joiner gets what is being sent
     for (const out of this.outgoing.values()) if (out.to === undefined || out.to === peer) this.attach(peer, out)
   }

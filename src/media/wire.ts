@@ -12,6 +12,7 @@
  * | `"ice"`    | `candidate`: string, `sdpMid`?: string, `sdpMLineIndex`?: integer, `usernameFragment`?: string | one ICE candidate |
  * | `"add"`    | `id`: the stream's `MediaStream.id` (its SDP msid), `meta`?: any JSON | a stream we send you, with its metadata  |
  * | `"remove"` | `id`                                                                | that stream ended                        |
+ * | `"hello"`  |                                                                     | sent to a member on joining: names `s`   |
  *
  * Every message has `v: 1`, and may carry `s`: the sender's media session in this room (random,
  * 1–64 printable ASCII characters, the same in all its messages until it leaves the room). A
@@ -36,6 +37,7 @@ export type MediaSignal = (
   | { t: 'ice', candidate: string, sdpMid?: string, sdpMLineIndex?: number, usernameFragment?: string }
   | { t: 'add', id: string, meta?: unknown }
   | { t: 'remove', id: string }
+  | { t: 'hello' }
 ) & { s?: string }
 
 /** A signalling message could not be decoded: not UTF-8 JSON, not a known message, or over a bound. */
@@ -100,6 +102,8 @@ function body (m: Record<string, unknown>): MediaSignal {
     }
     case 'remove':
       return { t: 'remove', id: streamId(m.id) }
+    case 'hello':
+      return { t: 'hello' }
     default:
       throw new InvalidSignalError(`unknown signalling message type ${JSON.stringify(m.t)?.slice(0, 32)}`)
   }

@@ -7,8 +7,9 @@
 import { randomBytes } from 'node:crypto'
 import { spawnRelay } from 'p2p-rooms-relay/spawn'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { TAB_IDENTITY_STORAGE_KEY } from '../../src/constants.js'
 import { startCoturn } from '../setup/coturn.js'
-import { launchChromium, openTab, relayStatus, relayedBytes, waitJoined } from './tabs.js'
+import { launchChromium, openTab, relayStatus, relayedBytes, startTab, waitJoined } from './tabs.js'
 import type { Coturn } from '../setup/coturn.js'
 import type { Tab } from './tabs.js'
 import type { SpawnedRelay } from 'p2p-rooms-relay/spawn'
@@ -179,6 +180,43 @@ describe('media in rooms', () => {
       await waitPlaying(c, idA)
     } finally {
       await closeAll([a, b, ...(c !== undefined ? [c] : [])])
+    }
+  })
+})
+
+describe('media after a crash', () => {
+  it('streams again to and from a tab that crashed and reloaded under the same peer ID', async () => {
+    const name = `media-crash-${Date.now()}`
+    const [a, b] = await meet(2, name)
+    let again: Tab | undefined
+    try {
+      const idA = await a.page.evaluate(() => window.media.make('cam', '#f00'))
+      expect(await a.page.evaluate(async () => window.media.add('cam'))).toBeUndefined()
+      await waitStream(b, a.peerId, idA)
+
+      // b's renderer dies without a word; its reload is a new page given the tab's key (as in
+      // faults.test.ts): a sees its old session leave, or takes the new one as a restart
+      const key = await b.page.evaluate((k) => sessionStorage.getItem(k), TAB_IDENTITY_STORAGE_KEY)
+      const cdp = await b.page.context().newCDPSession(b.page)
+      const crashed = new Promise<void>((resolve) => { b.page.once('crash', () => { resolve() }) })
+      void cdp.send('Page.crash').catch(() => {})
+      await crashed
+      const page = await b.page.context().newPage()
+      await page.goto(fixtureUrl)
+      await page.evaluate(([k, v]) => { sessionStorage.setItem(k, v) }, [TAB_IDENTITY_STORAGE_KEY, key as string] as const)
+      again = await startTab(page, relayAddr, name)
+      expect(again.peerId).toBe(b.peerId)
+      await waitJoined(again, [a.peerId])
+
+      // a's stream reaches the new page, and the new page's reaches a
+      await waitStream(again, a.peerId, idA)
+      await waitPlaying(again, idA)
+      const idB = await again.page.evaluate(() => window.media.make('cam', '#00f'))
+      expect(await again.page.evaluate(async () => window.media.add('cam'))).toBeUndefined()
+      await waitStream(a, b.peerId, idB)
+      await waitPlaying(a, idB)
+    } finally {
+      await closeAll([a, b, ...(again !== undefined ? [again] : [])])
     }
   })
 })

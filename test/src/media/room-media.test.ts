@@ -104,6 +104,14 @@ describe('room media session', () => {
     expect(held(media, 'p')).toBe(0)
   })
 
+  it('greets a member that joins with its session ID', () => {
+    const room = new StubRoom()
+    const { media, sent } = session(room)
+    room.join('p')
+    expect(sent).toEqual([{ peer: 'p', msg: { t: 'hello', s: expect.stringMatching(/^[0-9a-f]{24}$/) } }])
+    media.close()
+  })
+
   it('starts afresh with a member whose media session changed (a crashed tab reloaded under its peer ID)', () => {
     const room = new StubRoom()
     const { media } = session(room)

@@ -24,7 +24,8 @@ const body: fc.Arbitrary<MediaSignal> = fc.oneof(
     usernameFragment: fc.string({ maxLength: 16 })
   }, { requiredKeys: ['t', 'candidate'] }),
   fc.record({ t: fc.constant('add' as const), id: streamId, meta }, { requiredKeys: ['t', 'id'] }),
-  fc.record({ t: fc.constant('remove' as const), id: streamId })
+  fc.record({ t: fc.constant('remove' as const), id: streamId }),
+  fc.constant({ t: 'hello' as const })
 )
 /** with the sender's media session ID, or without */
 const signal: fc.Arbitrary<MediaSignal> = fc.tuple(body, fc.option(fc.stringMatching(/^[\x21-\x7e]{1,64}$/), { nil: undefined }))
@@ -46,7 +47,7 @@ const mutated = fc.tuple(signal.map(encodeSignal), fc.array(fc.tuple(fc.nat(), f
 /** JSON objects shaped almost like messages: right and wrong `v`, `t`, field types and sizes. */
 const lookalike = fc.record({
   v: fc.oneof(fc.constant(1), fc.jsonValue({ maxDepth: 1 })),
-  t: fc.oneof(fc.constantFrom('sdp', 'ice', 'add', 'remove', 'bye'), fc.jsonValue({ maxDepth: 1 })),
+  t: fc.oneof(fc.constantFrom('sdp', 'ice', 'add', 'remove', 'hello', 'bye'), fc.jsonValue({ maxDepth: 1 })),
   type: fc.oneof(fc.constantFrom('offer', 'answer', 'rollback'), fc.jsonValue({ maxDepth: 1 })),
   sdp: fc.oneof(fc.string(), fc.jsonValue({ maxDepth: 1 })),
   candidate: fc.oneof(fc.string(), fc.jsonValue({ maxDepth: 1 })),
@@ -74,6 +75,7 @@ function withinBounds (msg: MediaSignal): boolean {
     case 'ice': return msg.candidate.length <= MAX_CANDIDATE_LENGTH && (msg.sdpMLineIndex === undefined || (Number.isInteger(msg.sdpMLineIndex) && msg.sdpMLineIndex >= 0))
     case 'add': return msg.id.length <= MAX_STREAM_ID_LENGTH && (msg.meta === undefined || encoder.encode(JSON.stringify(msg.meta)).byteLength <= MAX_STREAM_METADATA_BYTES)
     case 'remove': return msg.id.length > 0 && msg.id.length <= MAX_STREAM_ID_LENGTH
+    case 'hello': return Object.keys(msg).every((k) => k === 't' || k === 's')
   }
 }
 
