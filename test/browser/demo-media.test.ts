@@ -9,7 +9,7 @@
  * prompt says yes. Nothing about WebRTC or timers changes with these flags.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { DESKTOP, checkScreen, closePages, openPage, roomUrl, startDemo, waitDirect } from './demo-helpers.js'
+import { DESKTOP, PHONE, checkScreen, closePages, openPage, roomUrl, startDemo, waitDirect } from './demo-helpers.js'
 import { launchChromium } from './tabs.js'
 import type { Demo } from './demo-helpers.js'
 import type { Browser, Page } from 'playwright-core'
@@ -39,6 +39,33 @@ async function waitPlayingTile (page: Page, peer: string): Promise<void> {
   await page.locator(video).waitFor({ timeout: 60_000 })
   const t0 = await page.locator(video).evaluate((v: HTMLVideoElement) => v.currentTime)
   await page.waitForFunction(([sel, t]) => ((document.querySelector(sel) as HTMLVideoElement | null)?.currentTime ?? 0) > t + 0.5, [video, t0] as const, { timeout: 60_000, polling: 100 })
+}
+
+/** Two pages at `viewport` in a one-way room: the guest's buttons are off, the host's camera plays at the guest. */
+async function watchParty (viewport: typeof DESKTOP, screen: string): Promise<void> {
+  const url = roomUrl(demo, { type: 'one-way' })
+  const first = await openPage(browser, url, viewport)
+  const second = await openPage(browser, url, viewport)
+  try {
+    await Promise.all([waitDirect(first), waitDirect(second)])
+    const [a, b] = await Promise.all([ownPeer(first), ownPeer(second)])
+    // both name the same host once settled
+    const hostOf = async (p: Page): Promise<string | undefined> => p.evaluate(() => (window as any).p2pRooms?.room?.host)
+    await expect.poll(async () => [await hostOf(first), await hostOf(second)], { timeout: 30_000 }).toSatisfy((h: unknown[]) => h[0] !== undefined && h[0] === h[1])
+    const hostId = await hostOf(first)
+    const [host, guest] = hostId === a ? [first, second] : [second, first]
+    expect([a, b]).toContain(hostId)
+
+    await expect.poll(async () => guest.locator('#cam-btn').isDisabled(), { timeout: 30_000 }).toBe(true)
+    await expect.poll(async () => guest.locator('#media-note').textContent()).toMatch(/Watch party: only the host/)
+    // on a phone the call buttons are in the people drawer
+    if (viewport === PHONE) await host.locator('#people-btn').click()
+    await host.getByRole('button', { name: 'Camera' }).click()
+    await waitPlayingTile(guest, hostId ?? '')
+    await checkScreen(guest, screen)
+  } finally {
+    await closePages([first, second])
+  }
 }
 
 describe('demo: call', () => {
@@ -74,26 +101,10 @@ describe('demo: call', () => {
   })
 
   it('makes a one-way room a watch party: only the host streams', async () => {
-    const url = roomUrl(demo, { type: 'one-way' })
-    const first = await openPage(browser, url, DESKTOP)
-    const second = await openPage(browser, url, DESKTOP)
-    try {
-      await Promise.all([waitDirect(first), waitDirect(second)])
-      const [a, b] = await Promise.all([ownPeer(first), ownPeer(second)])
-      // both name the same host once settled
-      const hostOf = async (p: Page): Promise<string | undefined> => p.evaluate(() => (window as any).p2pRooms?.room?.host)
-      await expect.poll(async () => [await hostOf(first), await hostOf(second)], { timeout: 30_000 }).toSatisfy((h: unknown[]) => h[0] !== undefined && h[0] === h[1])
-      const hostId = await hostOf(first)
-      const [host, guest] = hostId === a ? [first, second] : [second, first]
-      expect([a, b]).toContain(hostId)
+    await watchParty(DESKTOP, 'call-watch-party')
+  })
 
-      await expect.poll(async () => guest.getByRole('button', { name: 'Camera' }).isDisabled(), { timeout: 30_000 }).toBe(true)
-      await expect.poll(async () => guest.locator('#media-note').textContent()).toMatch(/Watch party: only the host/)
-      await host.getByRole('button', { name: 'Camera' }).click()
-      await waitPlayingTile(guest, hostId ?? '')
-      await checkScreen(guest, 'call-watch-party')
-    } finally {
-      await closePages([first, second])
-    }
+  it('shows the watch party on a phone, nothing cut off', async () => {
+    await watchParty(PHONE, 'call-watch-party-phone')
   })
 })
