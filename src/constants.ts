@@ -167,6 +167,31 @@ export const RANK_SETTLE_ALONE_MS = 12_000
  */
 export const RANK_DECIDE_WITHIN_MS = 30_000
 
+// --- rooms: tunables that lived in room.ts, presence.ts, room-messages.ts, rate-limit.ts (issue 12)
+
+/**
+ * A room waits this much longer than the announce interval before a member that met nobody
+ * settles (`RANK_SETTLE_ALONE_MS`), and than two announce intervals before a newcomer is decided
+ * (`RANK_DECIDE_WITHIN_MS`): an announcement sent on time still arrives within it, in ms.
+ */
+export const RANK_ANNOUNCE_MARGIN_MS = 2_000
+
+/**
+ * A room looks for silent members this many times per `presenceTimeout` (at most every
+ * `MIN_PRESENCE_CHECK_MS`): a member is dropped at most `presenceTimeout` and one such fraction
+ * of it after it was last heard.
+ */
+export const PRESENCE_CHECKS_PER_TIMEOUT = 16
+
+/** Sender keys of a private room cached at once (each is a small WebCrypto handle). */
+export const MAX_CACHED_SENDER_KEYS = 256
+
+/**
+ * Most senders a `RateLimiter` (rate-limit.ts) tracks at once when `maxKeys` is not given. A room
+ * holds far fewer members; the bound only stops a flood of made-up keys growing memory.
+ */
+export const DEFAULT_RATE_LIMIT_MAX_KEYS = 1024
+
 /**
  * PBKDF2-HMAC-SHA-256 iterations deriving a private room's keys and topic ID from its secret:
  * OWASP's Password Storage Cheat Sheet figure for PBKDF2-HMAC-SHA256 (2023). Each guess of the

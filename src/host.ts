@@ -51,6 +51,7 @@
  * failure with property tests.
  */
 
+import { monotonicNow } from './clock.js'
 import { MAX_ADMISSIONS } from './wire.js'
 import type { Admission } from './wire.js'
 
@@ -74,9 +75,6 @@ export function handoffRank (candidates: Iterable<HostCandidate>): number {
   for (const c of candidates) min = Math.min(min, c.rank)
   return min - 1
 }
-
-/** A monotonic clock in ms: a wall-clock step must not settle (or unsettle) a member. */
-const monotonicNow = (): number => globalThis.performance.now()
 
 export interface HostRulesInit {
   /** Our peer ID. */

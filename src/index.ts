@@ -20,18 +20,18 @@
  * ```
  */
 import {
-  DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_DIAL_ATTEMPTS, DEFAULT_DIAL_BACKOFF_MS, DEFAULT_DIAL_TAKEOVER_MS,
-  DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_IDENTITY, DEFAULT_PRESENCE_TIMEOUT_MS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PEER_TTL_MS, DEFAULT_RESERVATION_TIMEOUT_MS
+  DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_DIAL_ATTEMPTS, DEFAULT_DIAL_BACKOFF_MS, DEFAULT_DIAL_TAKEOVER_MS, DEFAULT_DIAL_TIMEOUT_MS,
+  DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_IDENTITY, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_RELAYS, DEFAULT_PEER_TTL_MS,
+  DEFAULT_PRESENCE_TIMEOUT_MS, DEFAULT_RESERVATION_TIMEOUT_MS,
+  // files (issue 10, src/files/)
+  DEFAULT_FILE_RESUME_WINDOW_MS, DEFAULT_FILE_STORAGE, DEFAULT_KEPT_FILE_TTL_MS, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PENDING_FILES
 } from './constants.js'
-import { DEFAULT_MAX_RELAYS } from './constants.js'
-// files (issue 10, src/files/)
-import { DEFAULT_FILE_RESUME_WINDOW_MS, DEFAULT_FILE_STORAGE, DEFAULT_KEPT_FILE_TTL_MS, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PENDING_FILES } from './constants.js'
+import { startRoomNode } from './room-node.js'
+import type { IDENTITY_KINDS, SESSION_TYPES } from './constants.js'
 import type { FileStorage } from './files/service.js'
 import type { RoomFileEvents, RoomFiles } from './files/types.js'
 // media (issue 11, src/media/)
 import type { MediaPeerStats, RoomMedia, RoomMediaEvents } from './media/types.js'
-import { startRoomNode } from './room-node.js'
-import type { IDENTITY_KINDS, SESSION_TYPES } from './constants.js'
 import type { RoomNodeServices } from './node-config.js'
 import type { PeerPath } from './paths.js'
 import type { DropReason, HistoryRefusal } from './room-messages.js'
@@ -39,19 +39,20 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 import type { TypedEventTarget } from 'main-event'
 
-export { InvalidRoomNameError, MessageTooLargeError, NoRelaysError, RelayDialError, RoomClosedError } from './errors.js'
+export {
+  FileCancelledError, FileIntegrityError, FileRejectedError, FileStorageError, FileTooLargeError, FileUnavailableError,
+  IceServersFetchError, InvalidIdentityError, InvalidRoomNameError, InvalidRoomOptionsError, MessageTooLargeError,
+  NoRelaysError, NotHostError, PeerNotFoundError, RateLimitedError, RelayDialError, RoomClosedError, SessionTypeError,
+  TooManyFilesError
+} from './errors.js'
 export type { RelayDialFailure } from './errors.js'
 export { IDENTITY_KINDS, MAX_ROOM_NAME_LENGTH, SESSION_TYPES } from './constants.js'
-export { InvalidRoomOptionsError, NotHostError, PeerNotFoundError, RateLimitedError, SessionTypeError } from './errors.js'
 export type { DropReason, HistoryRefusal } from './room-messages.js'
-export { IceServersFetchError } from './errors.js'
-export { InvalidIdentityError } from './errors.js'
-export { FileCancelledError, FileIntegrityError, FileRejectedError, FileStorageError, FileTooLargeError, FileUnavailableError, TooManyFilesError } from './errors.js'
 export type { FileDownload, FileOffer, FileProgress, FileTransfer, FileTransferEvents, FileTransferState, IncomingFile, RoomFileEvents, RoomFiles, SendFileOptions, SharedFile } from './files/types.js'
-export type { FileStorage }
+export type { FileStorage, PeerPath, RoomNodeServices }
+// media (issue 11, src/media/)
 export { InvalidMediaError } from './errors.js'
 export type { AddStreamOptions, MediaPeerStats, RoomMedia, RoomMediaEvents, RoomStreamDetail } from './media/types.js'
-export type { PeerPath, RoomNodeServices }
 
 // Private rooms: a secret that cannot be guessed, for apps that can share a link (see private-room.ts).
 export { createRoomSecret } from './private-room.js'
@@ -320,7 +321,7 @@ export interface RoomEvents extends RoomFileEvents, RoomMediaEvents {
    *
    * @example room.addEventListener('message', (e) => { print(e.detail.from, e.detail.data) })
    */
-  'message': CustomEvent<RoomMessage>
+  message: CustomEvent<RoomMessage>
   /**
    * The room's host changed: the host left or went silent, handed off, or a member with an
    * earlier rank joined. Members that see the same members report the same host.
@@ -336,7 +337,7 @@ export interface RoomEvents extends RoomFileEvents, RoomMediaEvents {
    *
    * @example room.addEventListener('gap', (e) => { warn(e.detail.from, e.detail.last - e.detail.first + 1) })
    */
-  'gap': CustomEvent<{ from: string, first: number, last: number }>
+  gap: CustomEvent<{ from: string, first: number, last: number }>
 }
 
 export interface Room extends TypedEventTarget<RoomEvents>, RoomFiles, RoomMedia {

@@ -10,7 +10,8 @@
  * it, not that it is alive now. Pure: no timers, the clock is injected.
  */
 
-const monotonicNow = (): number => globalThis.performance.now()
+import { monotonicNow } from './clock.js'
+import { MIN_PRESENCE_CHECK_MS, PRESENCE_CHECKS_PER_TIMEOUT } from './constants.js'
 
 export interface PresenceInit {
   /** A member not heard from for longer than this is silent, in ms. */
@@ -30,11 +31,12 @@ export class Presence {
   }
 
   /**
-   * How often to look for silent members, in ms: a sixteenth of the timeout (at least 250 ms), so
-   * a member is dropped at most `timeout` + 1/16 of it after it was last heard.
+   * How often to look for silent members, in ms: a sixteenth of the timeout
+   * (`PRESENCE_CHECKS_PER_TIMEOUT`, at least `MIN_PRESENCE_CHECK_MS`), so a member is dropped at
+   * most `timeout` + 1/16 of it after it was last heard.
    */
   get checkEvery (): number {
-    return Math.max(250, this.timeout / 16)
+    return Math.max(MIN_PRESENCE_CHECK_MS, this.timeout / PRESENCE_CHECKS_PER_TIMEOUT)
   }
 
   /** `peer` sent us a message itself, just now. */

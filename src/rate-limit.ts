@@ -7,20 +7,17 @@
  * interval of `t` seconds at most `burst + rate * t` messages pass.
  */
 
-/**
- * Most senders a `RateLimiter` tracks at once when `maxKeys` is not given.
- * A room holds far fewer members; the bound only stops a flood of made-up keys growing memory.
- */
-export const DEFAULT_RATE_LIMIT_MAX_KEYS = 1024
+import { monotonicNow } from './clock.js'
+import { DEFAULT_RATE_LIMIT_MAX_KEYS } from './constants.js'
+
+// re-exported: callers of the rate limiter find its default beside it
+export { DEFAULT_RATE_LIMIT_MAX_KEYS }
 
 /**
  * Below this many tokens a bucket counts as holding enough: refill is computed in floating
  * point, so waiting exactly `wait(n)` ms may leave `n - 1e-12` tokens instead of `n`.
  */
 const EPSILON = 1e-9
-
-/** A monotonic clock in ms: wall-clock steps (NTP, the user changing the time) must not refill. */
-const monotonicNow = (): number => globalThis.performance.now()
 
 export interface TokenBucketInit {
   /** Tokens added per second; 0 means the bucket never refills. */

@@ -13,9 +13,10 @@
  * most `historySize` entries, for `HISTORY_TIMEOUT_MS`). A message dropped by a limit leaves no
  * trace but a counter and its number's share of a merged gap.
  */
+import { monotonicNow } from './clock.js'
 import {
   CONTROL_BURST, CONTROL_MESSAGES_PER_SECOND, HISTORY_TIMEOUT_MS, MAX_CONTROL_BODY_BYTES, MAX_HELD_BYTES_PER_ROOM, MAX_HELD_PER_ROOM, MAX_HELD_PER_SENDER,
-  MAX_RETIRED_INCARNATIONS, MAX_TRACKED_SENDERS, REORDER_WINDOW_MS
+  MAX_CACHED_SENDER_KEYS, MAX_RETIRED_INCARNATIONS, MAX_TRACKED_SENDERS, REORDER_WINDOW_MS
 } from './constants.js'
 import { MessageTooLargeError, RateLimitedError } from './errors.js'
 import { SEALED_OVERHEAD_BYTES, open, seal, senderKey } from './private-room.js'
@@ -140,11 +141,6 @@ interface Session {
   /** earlier incarnations, newest last, at most MAX_RETIRED_INCARNATIONS */
   retired: number[]
 }
-
-/** Sender keys of a private room cached at once (each is a small WebCrypto handle). */
-const MAX_CACHED_KEYS = 256
-
-const monotonicNow = (): number => globalThis.performance.now()
 
 export class RoomMessages {
   readonly counters: MessageCounters = { sent: 0, received: 0, dropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>, gaps: 0 }
@@ -466,7 +462,7 @@ export class RoomMessages {
     let key = this.keys.get(id)
     if (key === undefined) {
       key = senderKey(this.init.master as CryptoKey, sender, incarnation)
-      if (this.keys.size >= MAX_CACHED_KEYS) this.keys.delete(this.keys.keys().next().value as string)
+      if (this.keys.size >= MAX_CACHED_SENDER_KEYS) this.keys.delete(this.keys.keys().next().value as string)
       // a failed derivation is not cached
       key.catch(() => { if (this.keys.get(id) === key) this.keys.delete(id) })
     } else {

@@ -7,7 +7,9 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { createLibp2p } from 'libp2p'
 import {
   DEFAULT_BURST, DEFAULT_HISTORY_REQUESTS_PER_MINUTE, DEFAULT_HISTORY_SIZE, DEFAULT_MESSAGES_PER_SECOND, DEFAULT_SESSION_TYPE, FRAME_OVERHEAD_BYTES,
-  HARD_MAX_FRAME_BYTES, HISTORY_PROTOCOL, HISTORY_WRITE_TIMEOUT_MS, MAX_HISTORY_FRAMES, MAX_ROOM_NAME_LENGTH, ROOM_PROTOCOL, SESSION_TYPES
+  HARD_MAX_FRAME_BYTES, HISTORY_PROTOCOL, HISTORY_WRITE_TIMEOUT_MS, MAX_HISTORY_FRAMES, MAX_ROOM_NAME_LENGTH, ROOM_PROTOCOL, SESSION_TYPES,
+  // media (issue 11, src/media/)
+  MAX_MEDIA_FRAME_BYTES, MEDIA_PROTOCOL
 } from './constants.js'
 import { DirectLinks } from './direct.js'
 import { InvalidRoomNameError, InvalidRoomOptionsError, NoRelaysError, RoomClosedError } from './errors.js'
@@ -25,14 +27,13 @@ import type { Extensions } from './extensions.js'
 import type { FileService } from './files/service.js'
 // media (issue 11, src/media/)
 import type { MediaService } from './media/service.js'
-import { MAX_MEDIA_FRAME_BYTES, MEDIA_PROTOCOL } from './constants.js'
-import type { RoomSettings } from './room.js'
+import type { RoomContext, RoomSettings } from './room.js'
 import type { JoinRoomInit, ResolvedRoomNodeOptions, Room, RoomNode, RoomNodeIdentity } from './index.js'
 import type { RoomNodeServices } from './node-config.js'
-import type { Logger, PrivateKey } from '@libp2p/interface'
+import type { Logger, PrivateKey, Startable } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 
-export class RoomNodeImpl implements RoomNode {
+export class RoomNodeImpl implements RoomNode, Startable {
   readonly libp2p: Libp2p<RoomNodeServices>
   readonly identity: RoomNodeIdentity
   readonly relays: RelaySet
@@ -79,9 +80,13 @@ export class RoomNodeImpl implements RoomNode {
     }, { iceServers, iceTransportPolicy: options.iceTransportPolicy })
   }
 
-  /** Registers the protocols every room shares and starts routing events to the rooms. Idempotent. */
+  /**
+   * Registers the protocols every room shares and starts routing events to the rooms: every
+   * listener is attached here, none in the constructor. Idempotent; a stopped node does not start
+   * again (its libp2p node is stopped for good).
+   */
   async start (): Promise<void> {
-    if (this.started) return
+    if (this.started || this.stopped) return
     this.started = true
     this.relays.addEventListener('relay:connect', this.onRelayChange)
     this.relays.addEventListener('relay:disconnect', this.onRelayChange)
@@ -134,7 +139,15 @@ export class RoomNodeImpl implements RoomNode {
     if (this.stopped) throw new RoomClosedError('the room node was stopped')
     const existing = this.joined.get(roomTopics(name, settings.type, settings.secret?.topicId).room)
     if (existing !== undefined) return existing
-    const room = new RoomImpl(name, settings, {
+    const room = new RoomImpl(name, settings, this.roomContext())
+    this.joined.set(room.topics.room, room)
+    room.start()
+    return room
+  }
+
+  /** What a room gets of this node (room.ts `RoomContext`): our streams, links, pubsub and extensions. */
+  private roomContext (): RoomContext {
+    return {
       self: this.peerId,
       startedAt: this.startedAt,
       options: this.options,
@@ -147,12 +160,10 @@ export class RoomNodeImpl implements RoomNode {
       sendFrameNow: (peer, frame) => this.frames.sendNow(peer, frame),
       requestHistory: async (peer, req, limits, signal) => request(this.libp2p, peer, HISTORY_PROTOCOL, req, { ...limits, signal }),
       onLeft: (r) => { if (this.joined.get(r.topics.room) === r) this.joined.delete(r.topics.room) },
+      // extensions (src/extensions.ts): each room attaches to the node's services
       files: this.files,
       media: this.media
-    })
-    this.joined.set(room.topics.room, room)
-    room.start()
-    return room
+    }
   }
 
   /**
@@ -190,6 +201,7 @@ export class RoomNodeImpl implements RoomNode {
     return [...this.joined.values()]
   }
 
+  /** Leaves every room, stops the file service and libp2p, and removes every listener `start` attached. Idempotent. */
   async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
@@ -267,7 +279,13 @@ export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKe
     hangUp: async (peer) => { await libp2p.hangUp(peerIdFromString(peer)) },
     // only circuits through relays we trust (configured, or vouched for by their federation)
     isKnownRelay: (peerId) => relaySet.trust.trusts(peerId)
-  }, { startedAt, dialAttempts: options.dialAttempts, dialBackoff: options.dialBackoff, dialTimeout: options.dialTimeout, dialTakeover: options.dialTakeover })
+  }, {
+    startedAt,
+    dialAttempts: options.dialAttempts,
+    dialBackoff: options.dialBackoff,
+    dialTimeout: options.dialTimeout,
+    dialTakeover: options.dialTakeover
+  })
   links.start()
   libp2p.addEventListener('stop', () => {
     links.stop()

@@ -13,8 +13,7 @@
  * released). Pure: no timers, the clock is injected.
  */
 
-/** A monotonic clock in ms: a wall-clock step must not expire every held message at once. */
-const monotonicNow = (): number => globalThis.performance.now()
+import { monotonicNow } from './clock.js'
 
 export interface SequencerInit<T = unknown> {
   /** How long an out-of-order message waits for the missing ones before them, in ms. */

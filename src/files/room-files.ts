@@ -291,4 +291,3 @@ function describe (file: Blob, options: SendFileOptions): { name: string, type: 
   if (typeof type !== 'string' || encoder.encode(type).byteLength > MAX_FILE_TYPE_BYTES) throw new TypeError(`a media type is a string of at most ${MAX_FILE_TYPE_BYTES} bytes`)
   return { name, type }
 }
-

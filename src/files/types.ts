@@ -32,13 +32,13 @@ export interface FileTransferEvents {
    *
    * @example transfer.addEventListener('progress', (e) => { bar.value = e.detail.bytes / e.detail.total })
    */
-  'progress': CustomEvent<FileProgress>
+  progress: CustomEvent<FileProgress>
   /**
    * The transfer's state changed.
    *
    * @example transfer.addEventListener('state', (e) => { label.textContent = e.detail.state })
    */
-  'state': CustomEvent<{ state: FileTransferState }>
+  state: CustomEvent<{ state: FileTransferState }>
 }
 
 export interface SendFileOptions {
@@ -164,7 +164,7 @@ export interface RoomFileEvents {
    *
    * @example room.addEventListener('file', async (e) => { save(await e.detail.accept()) })
    */
-  'file': CustomEvent<IncomingFile>
+  file: CustomEvent<IncomingFile>
   /**
    * A member shares a file with the room; fetch it from every member that has it.
    *

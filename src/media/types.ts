@@ -34,7 +34,7 @@ export interface RoomMediaEvents {
    *
    * @example room.addEventListener('stream', (e) => { tileOf(e.detail.peerId).srcObject = e.detail.stream })
    */
-  'stream': CustomEvent<RoomStreamDetail>
+  stream: CustomEvent<RoomStreamDetail>
   /**
    * A stream ended: its sender removed it, left the room, or (in a `'one-way'` room) is no
    * longer the host. Its tracks are ended.

@@ -336,6 +336,7 @@ describe('request responder write timeout', () => {
         this.status = 'aborted'
         this.dispatchEvent(Object.assign(new Event('close'), { error: err }))
       }
+
       async close (): Promise<void> {}
     }
     const remote = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))

@@ -18,7 +18,7 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { RTCPeerConnection } from 'node-datachannel/polyfill'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
-import { roomLikeNode, until, webRTCAddress } from './webrtc-nodes.js'
+import { roomLikeNode, webRTCAddress } from './webrtc-nodes.js'
 import type { Connection, Libp2p } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 

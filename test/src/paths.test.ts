@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { isDirect, isRelayed, pathOf } from '../../src/paths.js'
 import type { Connection } from '@libp2p/interface'
 
-const relayed = `/ip4/127.0.0.1/tcp/9090/ws/p2p/12D3KooWRelay/p2p-circuit/p2p/12D3KooWPeer`
+const relayed = '/ip4/127.0.0.1/tcp/9090/ws/p2p/12D3KooWRelay/p2p-circuit/p2p/12D3KooWPeer'
 const conn = (init: Partial<Connection> & { addr: string }): Connection =>
   ({ status: 'open', remoteAddr: multiaddr(init.addr), ...init }) as unknown as Connection
 

@@ -56,7 +56,7 @@ export function failureWords (err: unknown, other: string): string {
     case 'TooManyFilesError': return `${other} has too many files waiting to be accepted; try again later`
     case 'FileCancelledError': return e.by === 'remote' ? `${other} cancelled it` : 'You cancelled it'
     case 'FileIntegrityError': return 'It did not verify: its bytes do not match its SHA-256, so nothing was saved'
-    case 'FileUnavailableError': return `Nobody who has it is here any more. What arrived is kept: getting it again continues from there`
+    case 'FileUnavailableError': return 'Nobody who has it is here any more. What arrived is kept: getting it again continues from there'
     case 'FileStorageError': return 'This browser could not store it (storage full, or blocked for this site)'
     case 'PeerNotFoundError': return `${other} left and did not come back`
     case 'RoomClosedError': return 'You left the room'

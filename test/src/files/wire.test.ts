@@ -12,7 +12,7 @@ import {
 } from '../../../src/constants.js'
 import { readFrames } from '../../../src/files/stream-io.js'
 import {
-  FRAME_CHUNK, FRAME_MISSING, HASH_BYTES, ID_BYTES, MAX_LABEL_BYTES, ManifestAssembler, NOTICE_DELIVERED, OP_GET, OP_MANIFEST, OP_NOTICE,
+  FRAME_CHUNK, FRAME_MISSING, HASH_BYTES, ID_BYTES, MAX_LABEL_BYTES, ManifestAssembler, OP_GET, OP_MANIFEST, OP_NOTICE,
   OP_OFFER, STATUS_TOO_LARGE, decodeGetFrame, decodeManifestFrame, decodeRequest, decodeStatus, decodeWant, encodeChunk,
   encodeManifestFrames, encodeMissing, encodeRequest, encodeStatus, encodeWant, equalBytes
 } from '../../../src/files/wire.js'
@@ -170,7 +170,7 @@ function fakeStream (chunks: Uint8Array[]): Stream {
   s.readableEnded = false
   s.protocol = '/test'
   queueMicrotask(() => {
-    for (const c of chunks) s.safeDispatchEvent('message', { detail: undefined })
+    for (let n = 0; n < chunks.length; n++) s.safeDispatchEvent('message', { detail: undefined })
     s.readableEnded = true
     s.safeDispatchEvent('end')
   })
@@ -205,6 +205,6 @@ describe('file stream framing', () => {
   it('refuses a frame announcing more than the bound without reading it', async () => {
     // varint of 2^30 and nothing after it
     const huge = Uint8Array.from([0x80, 0x80, 0x80, 0x80, 0x04])
-    await expect((async () => { for await (const _ of readFrames(fakeStream([huge]), 1024)) { /* none */ } })()).rejects.toMatchObject({ name: 'InvalidDataLengthError' })
+    await expect((async () => { for await (const frame of readFrames(fakeStream([huge]), 1024)) expect(frame).toBeUndefined() })()).rejects.toMatchObject({ name: 'InvalidDataLengthError' })
   })
 })
