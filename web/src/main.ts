@@ -301,7 +301,7 @@ function refreshStatus (): void {
     progress.setStatus('waiting', 'Waiting for others to join')
   }
   // the steps stay in the conversation until the first person is reached directly
-  meeting.hidden = direct > 0 || session.current === undefined && !problemShown()
+  meeting.hidden = direct > 0 || (session.current === undefined && !problemShown())
   meetingHint.hidden = connecting.length > 0
 }
 
