@@ -381,3 +381,36 @@ export const FILE_STORE_NAME = 'p2p-rooms-files'
 
 /** Web Lock name prefix, followed by a kept file's directory name: held by the page receiving it. */
 export const FILE_LOCK_PREFIX = 'p2p-rooms:file:'
+
+// --- media: `room.addStream`, `room.replaceTrack` (src/media/) -----------------------------------
+
+/**
+ * Protocol of media signalling: SDP offers and answers, ICE candidates and stream announcements
+ * for each member's media RTCPeerConnection, over direct WebRTC connections only (never a relay's
+ * circuit). The media itself flows on that RTCPeerConnection, never through libp2p.
+ */
+export const MEDIA_PROTOCOL = `/p2p-rooms/${PROTOCOL_VERSION}/media`
+
+/** Largest media signalling frame (room key and JSON message), in bytes: an SDP of many tracks fits. */
+export const MAX_MEDIA_FRAME_BYTES = 64 * 1024
+
+/** Longest SDP a signalling message may carry, in UTF-16 code units. */
+export const MAX_SDP_LENGTH = 60_000
+
+/** Longest ICE candidate line (and its `sdpMid`, `usernameFragment`) a signalling message may carry. */
+export const MAX_CANDIDATE_LENGTH = 1024
+
+/** Largest `metadata` of a stream, as JSON, in bytes. */
+export const MAX_STREAM_METADATA_BYTES = 4096
+
+/** Streams one member may announce to us in one room at once; further announcements are dropped. */
+export const MAX_STREAMS_PER_PEER = 16
+
+/** Signalling frames held for a peer that is not a joined member yet (its offer can beat its hello). */
+export const MAX_EARLY_MEDIA_FRAMES = 64
+
+/** Peers whose early signalling frames a room holds at once. */
+export const MAX_EARLY_MEDIA_PEERS = 32
+
+/** How often each media peer connection's stats are read for `room.stats()`, in ms. */
+export const MEDIA_STATS_INTERVAL_MS = 1000

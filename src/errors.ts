@@ -161,3 +161,13 @@ export class FileStorageError extends Error {
   static name = 'FileStorageError'
   name = 'FileStorageError'
 }
+
+/**
+ * A media call was given something it cannot use: not a `MediaStream`, a stream without tracks,
+ * `metadata` that is not JSON or over 4096 bytes, a `replaceTrack` whose old track this room does
+ * not send or whose new track is of another kind, or a browser without `RTCPeerConnection`.
+ */
+export class InvalidMediaError extends Error {
+  static name = 'InvalidMediaError'
+  name = 'InvalidMediaError'
+}

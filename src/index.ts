@@ -30,6 +30,8 @@ import { startRoomNode } from './room-node.js'
 import type { IDENTITY_KINDS, SESSION_TYPES } from './constants.js'
 import type { FileStorage } from './files/service.js'
 import type { RoomFileEvents, RoomFiles } from './files/types.js'
+// media (issue 11, src/media/)
+import type { MediaPeerStats, RoomMedia, RoomMediaEvents } from './media/types.js'
 import type { RoomNodeServices } from './node-config.js'
 import type { PeerPath } from './paths.js'
 import type { DropReason, HistoryRefusal } from './room-messages.js'
@@ -48,6 +50,9 @@ export { IDENTITY_KINDS, MAX_ROOM_NAME_LENGTH, SESSION_TYPES } from './constants
 export type { DropReason, HistoryRefusal } from './room-messages.js'
 export type { FileDownload, FileOffer, FileProgress, FileTransfer, FileTransferEvents, FileTransferState, IncomingFile, RoomFileEvents, RoomFiles, SendFileOptions, SharedFile } from './files/types.js'
 export type { FileStorage, PeerPath, RoomNodeServices }
+// media (issue 11, src/media/)
+export { InvalidMediaError } from './errors.js'
+export type { AddStreamOptions, MediaPeerStats, RoomMedia, RoomMediaEvents, RoomStreamDetail } from './media/types.js'
 
 // Private rooms: a secret that cannot be guessed, for apps that can share a link (see private-room.ts).
 export { createRoomSecret } from './private-room.js'
@@ -232,6 +237,8 @@ export interface RoomPeerStats {
   lastHeardMs?: number
   /** When each phase of meeting this peer was first reached, in ms since we joined the room. */
   timeline: MeetingTimeline
+  /** Media to and from it (`addStream`, `stream` events), once a media connection to it exists. */
+  media?: MediaPeerStats
 }
 
 /**
@@ -283,7 +290,7 @@ export interface PublishResult {
   recipients: string[]
 }
 
-export interface RoomEvents extends RoomFileEvents {
+export interface RoomEvents extends RoomFileEvents, RoomMediaEvents {
   /**
    * A peer was seen in the room through the relay; it is not reachable yet (`path: 'relayed'`).
    *
@@ -333,7 +340,7 @@ export interface RoomEvents extends RoomFileEvents {
   gap: CustomEvent<{ from: string, first: number, last: number }>
 }
 
-export interface Room extends TypedEventTarget<RoomEvents>, RoomFiles {
+export interface Room extends TypedEventTarget<RoomEvents>, RoomFiles, RoomMedia {
   readonly name: string
   readonly type: SessionType
   /** Whether it was joined with a `secret`. */

@@ -7,7 +7,9 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { createLibp2p } from 'libp2p'
 import {
   DEFAULT_BURST, DEFAULT_HISTORY_REQUESTS_PER_MINUTE, DEFAULT_HISTORY_SIZE, DEFAULT_MESSAGES_PER_SECOND, DEFAULT_SESSION_TYPE, FRAME_OVERHEAD_BYTES,
-  HARD_MAX_FRAME_BYTES, HISTORY_PROTOCOL, HISTORY_WRITE_TIMEOUT_MS, MAX_HISTORY_FRAMES, MAX_ROOM_NAME_LENGTH, ROOM_PROTOCOL, SESSION_TYPES
+  HARD_MAX_FRAME_BYTES, HISTORY_PROTOCOL, HISTORY_WRITE_TIMEOUT_MS, MAX_HISTORY_FRAMES, MAX_ROOM_NAME_LENGTH, ROOM_PROTOCOL, SESSION_TYPES,
+  // media (issue 11, src/media/)
+  MAX_MEDIA_FRAME_BYTES, MEDIA_PROTOCOL
 } from './constants.js'
 import { DirectLinks } from './direct.js'
 import { InvalidRoomNameError, InvalidRoomOptionsError, NoRelaysError, RoomClosedError } from './errors.js'
@@ -23,6 +25,8 @@ import { FrameSender, handleFrames, handleRequests, request } from './streams.js
 import { decodeLabelled, roomTopics } from './wire.js'
 import type { Extensions } from './extensions.js'
 import type { FileService } from './files/service.js'
+// media (issue 11, src/media/)
+import type { MediaService } from './media/service.js'
 import type { RoomContext, RoomSettings } from './room.js'
 import type { JoinRoomInit, ResolvedRoomNodeOptions, Room, RoomNode, RoomNodeIdentity } from './index.js'
 import type { RoomNodeServices } from './node-config.js'
@@ -46,10 +50,12 @@ export class RoomNodeImpl implements RoomNode, Startable {
   private readonly frames: FrameSender
   /** Files in every room (src/files/): one protocol handler, one chunk store. */
   private readonly files: FileService
+  /** Media in every room (src/media/): one signalling protocol, one sender per peer. */
+  private readonly media: MediaService
   private started = false
   private stopped = false
 
-  constructor (libp2p: Libp2p<RoomNodeServices>, options: ResolvedRoomNodeOptions, identity: RoomNodeIdentity, relays: RelaySet, links: DirectLinks, extensions: Extensions, createdAt: number, startedAt: number) {
+  constructor (libp2p: Libp2p<RoomNodeServices>, options: ResolvedRoomNodeOptions, identity: RoomNodeIdentity, relays: RelaySet, links: DirectLinks, extensions: Extensions, createdAt: number, startedAt: number, iceServers: RTCIceServer[] = []) {
     this.libp2p = libp2p
     this.relays = relays
     this.links = links
@@ -65,6 +71,13 @@ export class RoomNodeImpl implements RoomNode, Startable {
       unhandle: async (protocol) => { await libp2p.unhandle(protocol) },
       links
     }, options)
+    // media (issue 11): signalling frames on their own protocol, over the direct connections only
+    const mediaFrames = new FrameSender(libp2p, MEDIA_PROTOCOL, { maxFrameBytes: MAX_MEDIA_FRAME_BYTES, signal: this.abort.signal })
+    this.media = new extensions.MediaService({
+      logger: libp2p.logger,
+      serve: async (protocol, onFrame, opts) => handleFrames(libp2p, protocol, onFrame, opts),
+      send: async (peer, frame) => { await mediaFrames.send(peer, frame) }
+    }, { iceServers, iceTransportPolicy: options.iceTransportPolicy })
   }
 
   /**
@@ -106,6 +119,7 @@ export class RoomNodeImpl implements RoomNode, Startable {
       onWriteTimeout: (from, req) => { roomOf(req)?.historyWriteTimedOut(from) }
     })
     await this.files.start()
+    await this.media.start()
   }
 
   get peerId (): string {
@@ -147,7 +161,8 @@ export class RoomNodeImpl implements RoomNode, Startable {
       requestHistory: async (peer, req, limits, signal) => request(this.libp2p, peer, HISTORY_PROTOCOL, req, { ...limits, signal }),
       onLeft: (r) => { if (this.joined.get(r.topics.room) === r) this.joined.delete(r.topics.room) },
       // extensions (src/extensions.ts): each room attaches to the node's services
-      files: this.files
+      files: this.files,
+      media: this.media
     }
   }
 
@@ -197,6 +212,7 @@ export class RoomNodeImpl implements RoomNode, Startable {
     this.abort.abort(new RoomClosedError('the room node was stopped'))
     await Promise.all([...this.joined.values()].map(async (r) => { await r.leave() }))
     await this.files.stop()
+    await this.media.stop()
     pubsub.removeEventListener('message', this.onPubsubMessage)
     pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
     await this.libp2p.stop()
@@ -289,7 +305,7 @@ export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKe
     await libp2p.stop()
     throw err
   }
-  const node = new RoomNodeImpl(libp2p, options, identity.identity, relaySet, links, loaded, createdAt, startedAt)
+  const node = new RoomNodeImpl(libp2p, options, identity.identity, relaySet, links, loaded, createdAt, startedAt, iceServers)
   await node.start()
   return node
 }

@@ -14,10 +14,10 @@
  * connections belong to the node (direct.ts): a room says which peers it wants and hears when
  * they become direct or drop. Room frames travel over the node's `ROOM_PROTOCOL` streams,
  * straight from sender to each member. Extensions attach here: the room's files (src/files/)
- * through `RoomContext.files`.
+ * through `RoomContext.files`, its media (src/media/) through `RoomContext.media`.
  */
 import { TypedEventEmitter } from 'main-event'
-import { PeerNotFoundError, RoomClosedError } from './errors.js'
+import { NotHostError, PeerNotFoundError, RoomClosedError } from './errors.js'
 import { RoomMessages } from './room-messages.js'
 import { Announcer } from './room/announcer.js'
 import { Backlog } from './room/backlog.js'
@@ -36,6 +36,10 @@ import type { DirectLinks } from './direct.js'
 import type { FileService } from './files/service.js'
 import type { RoomFileSession } from './files/room-files.js'
 import type { FileTransfer, SendFileOptions, SharedFile } from './files/types.js'
+// media (issue 11): the room's media session, see src/media/
+import type { MediaService } from './media/service.js'
+import type { RoomMediaSession } from './media/room-media.js'
+import type { AddStreamOptions } from './media/types.js'
 import type { ResolvedRoomNodeOptions, RoomEvents, Room, RoomPeer, RoomPeerStats, PublishResult, SessionType, RoomStats } from './index.js'
 import type { OpenedMessage } from './room-messages.js'
 import type { Admission, RoomMessageKind } from './wire.js'
@@ -71,6 +75,8 @@ export interface RoomContext {
   onLeft: (room: RoomImpl) => void
   /** The node's file service (src/files/): the room's files attach to it. */
   files: Pick<FileService, 'attach'>
+  /** The node's media service (src/media/): the room's media attaches to it. */
+  media: Pick<MediaService, 'attach'>
 }
 
 /** A room's own settings, resolved from `joinRoom`'s options. */
@@ -96,6 +102,8 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room, Sta
   readonly topics: { discovery: string, room: string }
   /** Files sent, received and shared in this room (src/files/). */
   readonly files: RoomFileSession
+  /** Streams sent and received in this room (src/media/). */
+  readonly media: RoomMediaSession
   private readonly ctx: RoomContext
   private readonly settings: RoomSettings
   private readonly messages: RoomMessages
@@ -210,6 +218,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room, Sta
     })
     // extensions attach last, to a room that is whole
     this.files = ctx.files.attach(this)
+    this.media = ctx.media.attach(this)
   }
 
   get self (): string {
@@ -273,7 +282,8 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room, Sta
         joined: m.joined,
         rttMs: direct?.rtt,
         timeline: this.members.timeline(m),
-        lastHeardMs: this.presence.sinceHeard(m.peerId)
+        lastHeardMs: this.presence.sinceHeard(m.peerId),
+        media: this.media.stats(m.peerId)
       }
     }
     return {
@@ -332,6 +342,29 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room, Sta
     return this.files.shareFile(file, options)
   }
 
+  // --- media (issue 11, src/media/): the room checks the host rule, then delegates ---------------
+
+  async addStream (stream: MediaStream, options?: AddStreamOptions): Promise<void> {
+    this.assertOpen()
+    // as publish: a newcomer does not know yet whether it is the host (host.ts)
+    if (waitsForHost(this.type) && !this.hostRole.decided()) {
+      await this.hostRole.whenDecided()
+      this.assertOpen()
+    }
+    if (this.type === 'one-way' && this.host !== this.self) throw new NotHostError(`only the host (${this.host}) streams in one-way room "${this.name}"`)
+    await this.media.addStream(stream, options)
+  }
+
+  async removeStream (stream: MediaStream): Promise<void> {
+    await this.media.removeStream(stream)
+  }
+
+  async replaceTrack (oldTrack: MediaStreamTrack, newTrack: MediaStreamTrack): Promise<void> {
+    await this.media.replaceTrack(oldTrack, newTrack)
+  }
+
+  // --- end of media ---------------------------------------------------------------------------
+
   /**
    * The page is going away: tell every member we can reach right now, and the relay, that we
    * left, so they hear `'left'` at once rather than after the presence timeout. Nothing here
@@ -356,6 +389,7 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room, Sta
     this.backlog.stop()
     this.abort.abort(new RoomClosedError(`room "${this.name}" was left`))
     this.files.close()
+    this.media.close()
     // libp2p may already be stopped underneath us; then there is nobody left to tell
     if (this.ctx.running()) {
       const frame = this.leaveFrame ?? await this.encodeFrame(KIND_LEAVE, 0, EMPTY).catch(() => undefined)

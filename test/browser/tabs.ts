@@ -17,8 +17,9 @@ const CHROMIUM_ARGS = [
   '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'
 ]
 
-export async function launchChromium (): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS })
+/** `extraArgs`: only Chromium's fake media devices, for pages that call getUserMedia (the demo's call buttons). */
+export async function launchChromium (extraArgs: string[] = []): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM_PATH, args: [...CHROMIUM_ARGS, ...extraArgs] })
 }
 
 /**

@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { DEFAULT_ANNOUNCE_INTERVAL_MS, DEFAULT_DIAL_ATTEMPTS, DEFAULT_DIAL_BACKOFF_MS, DEFAULT_DIAL_TAKEOVER_MS, DEFAULT_DIAL_TIMEOUT_MS, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_RELAYS, DEFAULT_PEER_TTL_MS, DEFAULT_PRESENCE_TIMEOUT_MS, DEFAULT_RESERVATION_TIMEOUT_MS } from '../../src/constants.js'
 import { DEFAULT_FILE_RESUME_WINDOW_MS, DEFAULT_KEPT_FILE_TTL_MS, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PENDING_FILES } from '../../src/constants.js'
 import { FileService } from '../../src/files/service.js'
+import { MediaService } from '../../src/media/service.js'
 import { RoomMessages } from '../../src/room-messages.js'
 import { RoomImpl } from '../../src/room.js'
 import { KIND_DATA, KIND_HANDOFF, KIND_HEARTBEAT, KIND_LEAVE, ROOM_HEADER_BYTES, decodeLabelled, encodeHandoff, encodeLabelled, roomTopics } from '../../src/wire.js'
@@ -63,6 +64,7 @@ class StubNode {
     return {
       // the room's files attach to a file service that is never started: no protocol, no streams
       files: new FileService({ logger: { forComponent: () => log }, handle: async () => {}, unhandle: async () => {}, links: this.links }, options) as any,
+      media: new MediaService({ logger: { forComponent: () => log } as any, serve: async () => async () => {}, send: async () => {} }, { iceServers: [] }),
       self: SELF,
       startedAt: 1,
       options,

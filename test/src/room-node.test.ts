@@ -20,7 +20,7 @@ const OPTIONS = {
 const silent = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
 
 /** A room node on a stubbed libp2p: `handled` counts protocol registrations, `stopped` libp2p stops. */
-function roomNode (): { node: RoomNodeImpl, pubsub: TypedEventEmitter<any>, relays: TypedEventEmitter<any>, libp2p: any, files: { start: ReturnType<typeof vi.fn>, stop: ReturnType<typeof vi.fn> } } {
+function roomNode (): { node: RoomNodeImpl, pubsub: TypedEventEmitter<any>, relays: TypedEventEmitter<any>, libp2p: any, files: { start: ReturnType<typeof vi.fn>, stop: ReturnType<typeof vi.fn> }, media: { start: ReturnType<typeof vi.fn>, stop: ReturnType<typeof vi.fn> } } {
   const pubsub = new TypedEventEmitter<any>()
   const libp2p: any = {
     peerId: { toString: () => 'peer-self' },
@@ -35,9 +35,10 @@ function roomNode (): { node: RoomNodeImpl, pubsub: TypedEventEmitter<any>, rela
   const relays: any = Object.assign(new TypedEventEmitter<any>(), { list: () => [] })
   const links: any = new TypedEventEmitter<any>()
   const files = { start: vi.fn(async () => {}), stop: vi.fn(async () => {}), attach: vi.fn() }
-  const extensions: any = { FileService: class { constructor () { return files } } }
+  const media = { start: vi.fn(async () => {}), stop: vi.fn(async () => {}), attach: vi.fn() }
+  const extensions: any = { FileService: class { constructor () { return files } }, MediaService: class { constructor () { return media } } }
   const node = new RoomNodeImpl(libp2p, OPTIONS, { kind: 'ephemeral' } as any, relays, links, extensions, 0, Date.now())
-  return { node, pubsub, relays, libp2p, files }
+  return { node, pubsub, relays, libp2p, files, media }
 }
 
 describe('room node lifecycle', () => {
@@ -49,7 +50,7 @@ describe('room node lifecycle', () => {
   })
 
   it('starts once however often start() is called', async () => {
-    const { node, pubsub, relays, libp2p, files } = roomNode()
+    const { node, pubsub, relays, libp2p, files, media } = roomNode()
     await node.start()
     await node.start()
     expect(pubsub.listenerCount('message')).toBe(1)
@@ -58,15 +59,17 @@ describe('room node lifecycle', () => {
     // the room protocol and the history protocol
     expect(libp2p.handle).toHaveBeenCalledTimes(2)
     expect(files.start).toHaveBeenCalledTimes(1)
+    expect(media.start).toHaveBeenCalledTimes(1)
   })
 
   it('stops once however often stop() is called, removes its listeners, and does not start again', async () => {
-    const { node, pubsub, relays, libp2p, files } = roomNode()
+    const { node, pubsub, relays, libp2p, files, media } = roomNode()
     await node.start()
     await Promise.all([node.stop(), node.stop()])
     await node.stop()
     expect(libp2p.stop).toHaveBeenCalledTimes(1)
     expect(files.stop).toHaveBeenCalledTimes(1)
+    expect(media.stop).toHaveBeenCalledTimes(1)
     expect(pubsub.listenerCount('message')).toBe(0)
     expect(relays.listenerCount('relay:connect')).toBe(0)
     await node.start()

@@ -10,6 +10,7 @@ import { TypedEventEmitter } from 'main-event'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import * as C from '../../src/constants.js'
 import { FileService } from '../../src/files/service.js'
+import { MediaService } from '../../src/media/service.js'
 import { RoomImpl } from '../../src/room.js'
 import { KIND_DATA, decodeLabelled, encodeAnnouncement, encodeHistoryRequest, encodeLabelled } from '../../src/wire.js'
 import type { ResolvedRoomNodeOptions, SessionType } from '../../src/index.js'
@@ -93,6 +94,7 @@ class Net {
     const ctx: RoomContext = {
       // the room's files attach to a file service that is never started: no protocol, no streams
       files: new FileService({ logger: { forComponent: () => noop as any }, handle: async () => {}, unhandle: async () => {}, links }, OPTIONS) as any,
+      media: new MediaService({ logger: { forComponent: () => noop as any } as any, serve: async () => async () => {}, send: async () => {} }, { iceServers: [] }),
       self: id,
       startedAt: Date.now(),
       options: OPTIONS,

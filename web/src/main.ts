@@ -13,6 +13,7 @@ import {
 import { InviteDialog, RoomDialog } from './dialogs.js'
 import { byId, duration, h, plural, renameAll } from './dom.js'
 import { FilesView } from './files-view.js'
+import { MediaView } from './media-view.js'
 import { Directory, generatedName, storeName, storedName } from './names.js'
 import { NetworkView } from './network-view.js'
 import { PeopleView } from './people-view.js'
@@ -39,6 +40,7 @@ const chat = new ChatView(dir)
 const people = new PeopleView(dir)
 const network = new NetworkView(dir)
 const files = new FilesView(dir)
+const media = new MediaView(dir)
 const roomDialog = new RoomDialog()
 const invite = new InviteDialog()
 new Theme().start()
@@ -194,7 +196,7 @@ async function startNode (): Promise<void> {
   network.setName(n.peerId)
   watchRelays(n)
 
-  session = new RoomSession(n, { people, chat, network, progress, dir, files }, {
+  session = new RoomSession(n, { people, chat, network, progress, dir, files, media }, {
     onIncoming: () => {
       if (document.hidden || !document.hasFocus()) {
         unread++
@@ -299,7 +301,7 @@ function refreshStatus (): void {
     progress.setStatus('waiting', 'Waiting for others to join')
   }
   // the steps stay in the conversation until the first person is reached directly
-  meeting.hidden = direct > 0 || session.current === undefined && !problemShown()
+  meeting.hidden = direct > 0 || (session.current === undefined && !problemShown())
   meetingHint.hidden = connecting.length > 0
 }
 

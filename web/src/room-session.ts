@@ -9,6 +9,7 @@ import { decodeMessage, encodeMessage, encodedBytes } from './payload.js'
 import { sendProblem } from './problems.js'
 import type { ChatView, ComposerState } from './chat-view.js'
 import type { FilesView } from './files-view.js'
+import type { MediaView } from './media-view.js'
 import type { RoomChoice } from './config.js'
 import type { Directory } from './names.js'
 import type { NetworkView } from './network-view.js'
@@ -20,6 +21,8 @@ export interface RoomViews {
   people: PeopleView
   /** The Files panel: follows the current room's files. */
   files: FilesView
+  /** The call: what we stream, and a tile per person streaming to us. */
+  media: MediaView
   chat: ChatView
   network: NetworkView
   progress: MeetingProgress
@@ -118,6 +121,7 @@ export class RoomSession {
     this.choice = choice
     this.listeners?.abort()
     this.views.files.detach()
+    this.views.media.detach()
     clearTimeout(this.hostTimer)
     clearTimeout(this.profileTimer)
     this.ready.clear()
@@ -145,6 +149,7 @@ export class RoomSession {
     this.joinedAt = performance.now()
     this.listeners = this.listen(joined)
     this.views.files.attach(joined, this.node.peerId)
+    this.views.media.attach(joined, this.node.peerId)
     this.room = joined
     this.announcedHost = joined.host
     this.hostChanges = []

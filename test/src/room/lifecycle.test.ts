@@ -34,7 +34,8 @@ function room (): { room: RoomImpl, links: StubLinks, subscribes: () => number, 
     sendFrameNow: () => true,
     requestHistory: async () => [],
     onLeft,
-    files: { attach: () => ({ close: () => {} }) } as any
+    files: { attach: () => ({ close: () => {} }) } as any,
+    media: { attach: () => ({ close: () => {}, stats: () => undefined }) } as any
   }
   const r = new RoomImpl('test', { type: 'broadcast', maxMessageBytes: 1024, messagesPerSecond: 50, burst: 100, historySize: 10, historyRequestsPerMinute: 10 }, ctx)
   return { room: r, links, subscribes: () => subscribe.mock.calls.length, published: () => publish.mock.calls.length, left: () => onLeft.mock.calls.length }

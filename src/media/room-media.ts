@@ -1,0 +1,367 @@
+/**
+ * Media in one room: the streams we send (`addStream`), the streams members send us (`stream`
+ * events), one media RTCPeerConnection per member (peer.ts), and the room's rules, enforced here
+ * on receipt whatever a sender's client does:
+ * - only joined members count: their messages came over our direct connection to them and, in a
+ *   private room, proved the secret; signals from anyone else are held until it joins, or dropped;
+ * - in a `'one-way'` room only the host's streams are delivered; a stream from a member that is
+ *   not (or no longer) the host is refused or ended, and delivered if it becomes the host;
+ * - a member that leaves ends its streams; a member that joins gets the streams being sent.
+ */
+import { MAX_EARLY_MEDIA_FRAMES, MAX_EARLY_MEDIA_PEERS, MAX_STREAMS_PER_PEER, MEDIA_STATS_INTERVAL_MS } from '../constants.js'
+import { InvalidMediaError, PeerNotFoundError, RoomClosedError, SessionTypeError } from '../errors.js'
+import { MediaPeer } from './peer.js'
+import { metadataProblem } from './wire.js'
+import type { AddStreamOptions, MediaPeerStats, RoomMediaEvents } from './types.js'
+import type { MediaSignal } from './wire.js'
+import type { RoomPeer, SessionType } from '../index.js'
+
+/** What a room's media needs of the room. */
+export interface MediaRoom {
+  readonly name: string
+  readonly type: SessionType
+  readonly self: string
+  readonly host: string
+  /** The room's key: the label of every signalling frame. */
+  readonly topics: { room: string }
+  peers(): RoomPeer[]
+  addEventListener(type: 'peer:join' | 'peer:leave' | 'host:change', listener: (evt: CustomEvent<any>) => void): void
+  removeEventListener(type: 'peer:join' | 'peer:leave' | 'host:change', listener: (evt: CustomEvent<any>) => void): void
+  safeDispatchEvent(type: keyof RoomMediaEvents, init: { detail: RoomMediaEvents[keyof RoomMediaEvents]['detail'] }): boolean
+}
+
+/** What a room's media needs of the node (service.ts). */
+export interface MediaNode {
+  /** ICE servers (TURN credentials included) and `iceTransportPolicy` of the node. */
+  config: RTCConfiguration
+  /** Sends a signal to `peer` for this room, over our direct connection to it. */
+  send: (peer: string, label: string, msg: MediaSignal) => Promise<void>
+  log: (fmt: string, ...args: unknown[]) => void
+  onClose: (session: RoomMediaSession) => void
+}
+
+interface Outgoing {
+  stream: MediaStream
+  /** what we send: the stream's tracks when added, as `replaceTrack` changed them since */
+  tracks: MediaStreamTrack[]
+  to?: string
+  meta?: unknown
+}
+
+interface Incoming {
+  id: string
+  meta?: unknown
+  /** the stream the browser made from the msid, once a track arrived */
+  stream?: MediaStream
+  /** whether `stream` was dispatched and `stream:end` is owed */
+  delivered: boolean
+}
+
+interface Member {
+  peer?: MediaPeer
+  /** our senders, per stream we send it */
+  senders: Map<MediaStream, RTCRtpSender[]>
+  /** its announced streams, by ID */
+  incoming: Map<string, Incoming>
+  /** the streams the browser made from the msids of its tracks, by ID */
+  remote: Map<string, MediaStream>
+  /** its media session (`s` of its signals): another one is a new page under the same peer ID */
+  session?: string
+  refused: number
+}
+
+export class RoomMediaSession {
+  private readonly room: MediaRoom
+  private readonly node: MediaNode
+  private readonly outgoing = new Map<MediaStream, Outgoing>()
+  private readonly members = new Map<string, Member>()
+  /** signals from peers not joined yet, in order */
+  private readonly early = new Map<string, MediaSignal[]>()
+  private statsTimer?: ReturnType<typeof setInterval>
+  private closed = false
+  /** ours, in every signal we send (`s`): unchanged until we leave the room */
+  private readonly session = randomId()
+
+  constructor (room: MediaRoom, node: MediaNode) {
+    this.room = room
+    this.node = node
+    room.addEventListener('peer:join', this.onJoin)
+    room.addEventListener('peer:leave', this.onLeave)
+    room.addEventListener('host:change', this.onHostChange)
+  }
+
+  get label (): string {
+    return this.room.topics.room
+  }
+
+  // --- the room's API -------------------------------------------------------------------------
+
+  async addStream (stream: MediaStream, options: AddStreamOptions = {}): Promise<void> {
+    this.assertOpen()
+    if (typeof RTCPeerConnection === 'undefined') throw new InvalidMediaError('media needs a browser with RTCPeerConnection')
+    if (typeof stream?.getTracks !== 'function' || stream.getTracks().length === 0) throw new InvalidMediaError('addStream takes a MediaStream with at least one track')
+    const problem = metadataProblem(options.metadata)
+    if (problem !== undefined) throw new InvalidMediaError(problem)
+    if (this.room.type === 'pairwise' && options.to === undefined) throw new SessionTypeError(`room "${this.room.name}" is pairwise: addStream needs { to: peerId }`)
+    if (options.to !== undefined && !this.isMember(options.to)) throw new PeerNotFoundError(`${options.to} is not a joined member of room "${this.room.name}"`)
+    if (this.outgoing.has(stream)) return
+    const out: Outgoing = { stream, tracks: stream.getTracks(), to: options.to, meta: options.metadata === undefined ? undefined : JSON.parse(JSON.stringify(options.metadata)) }
+    this.outgoing.set(stream, out)
+    for (const peer of this.joined()) if (out.to === undefined || out.to === peer) this.attach(peer, out)
+  }
+
+  async removeStream (stream: MediaStream): Promise<void> {
+    const out = this.outgoing.get(stream)
+    if (out === undefined) return
+    this.outgoing.delete(stream)
+    for (const [peer, m] of this.members) this.detach(peer, m, out)
+  }
+
+  async replaceTrack (oldTrack: MediaStreamTrack, newTrack: MediaStreamTrack): Promise<void> {
+    this.assertOpen()
+    const out = [...this.outgoing.values()].find((o) => o.tracks.includes(oldTrack))
+    if (out === undefined) throw new InvalidMediaError('replaceTrack: the old track is not in a stream this room sends')
+    if (newTrack?.kind !== oldTrack.kind) throw new InvalidMediaError(`replaceTrack: a ${oldTrack.kind} track can only be replaced by another ${oldTrack.kind} track`)
+    out.tracks = out.tracks.map((t) => t === oldTrack ? newTrack : t)
+    await Promise.all([...this.members.values()].flatMap((m) => (m.senders.get(out.stream) ?? [])
+      .filter((s) => s.track === oldTrack)
+      .map(async (s) => { await s.replaceTrack(newTrack) })))
+  }
+
+  /** Media counters of `peer`, if we have a media connection to it. */
+  stats (peer: string): MediaPeerStats | undefined {
+    const m = this.members.get(peer)
+    if (m?.peer === undefined) return undefined
+    return {
+      ...m.peer.counters,
+      streamsOut: m.senders.size,
+      streamsIn: [...m.incoming.values()].filter((i) => i.delivered).length,
+      refused: m.refused
+    }
+  }
+
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.statsTimer)
+    this.room.removeEventListener('peer:join', this.onJoin)
+    this.room.removeEventListener('peer:leave', this.onLeave)
+    this.room.removeEventListener('host:change', this.onHostChange)
+    for (const peer of [...this.members.keys()]) this.drop(peer)
+    this.outgoing.clear()
+    this.early.clear()
+    this.node.onClose(this)
+  }
+
+  // --- signals --------------------------------------------------------------------------------
+
+  /** A signal from `from` for this room (service.ts decoded it). */
+  onSignal (from: string, msg: MediaSignal): void {
+    if (this.closed) return
+    if (!this.isMember(from)) {
+      // its offer may arrive before its hello made it a member here: hold a few, in order
+      let held = this.early.get(from)
+      if (held === undefined) {
+        if (this.early.size >= MAX_EARLY_MEDIA_PEERS) return
+        held = []
+        this.early.set(from, held)
+      }
+      if (held.length < MAX_EARLY_MEDIA_FRAMES) held.push(msg)
+      return
+    }
+    const m = this.member(from)
+    if (msg.s !== undefined && msg.s !== m.session) {
+      if (m.session !== undefined) this.restart(from, m)
+      m.session = msg.s
+    }
+    switch (msg.t) {
+      case 'sdp':
+      case 'ice':
+        void this.peerOf(from, m).signal(msg).catch(() => {})
+        return
+      case 'add': {
+        if (m.incoming.has(msg.id)) return
+        if (m.incoming.size >= MAX_STREAMS_PER_PEER) {
+          m.refused++
+          return
+        }
+        // a non-host's stream in a one-way room is held, not delivered: it is delivered if its
+        // sender becomes the host (a handoff), and counted as refused until then
+        if (!this.accepts(from)) m.refused++
+        m.incoming.set(msg.id, { id: msg.id, meta: msg.meta, delivered: false })
+        this.deliver(from, m)
+        return
+      }
+      case 'hello':
+        return
+      case 'remove': {
+        const inc = m.incoming.get(msg.id)
+        if (inc === undefined) return
+        m.incoming.delete(msg.id)
+        m.remote.delete(msg.id)
+        this.end(from, inc)
+      }
+    }
+  }
+
+  // --- members --------------------------------------------------------------------------------
+
+  private readonly onJoin = (evt: CustomEvent<{ peerId: string }>): void => {
+    const peer = evt.detail.peerId
+    const held = this.early.get(peer)
+    this.early.delete(peer)
+    for (const msg of held ?? []) this.onSignal(peer, msg)
+    // our session ID, so that a page of ours that restarts is told apart from this one even if
+    // it has nothing to send (restart)
+    this.send(peer, { t: 'hello' }).catch(() => {})
+    // a late joiner gets what is being sent
+    for (const out of this.outgoing.values()) if (out.to === undefined || out.to === peer) this.attach(peer, out)
+  }
+
+  private readonly onLeave = (evt: CustomEvent<{ peerId: string }>): void => {
+    this.early.delete(evt.detail.peerId)
+    this.drop(evt.detail.peerId)
+  }
+
+  /** In a one-way room a stream is the host's: the previous host's end, the new host's are delivered. */
+  private readonly onHostChange = (): void => {
+    if (this.room.type !== 'one-way') return
+    for (const [peer, m] of this.members) {
+      if (this.accepts(peer)) {
+        this.deliver(peer, m)
+      } else {
+        for (const inc of m.incoming.values()) this.end(peer, inc, false)
+      }
+    }
+  }
+
+  private isMember (peer: string): boolean {
+    return this.room.peers().some((p) => p.peerId === peer && p.path === 'direct')
+  }
+
+  private joined (): string[] {
+    return this.room.peers().filter((p) => p.path === 'direct').map((p) => p.peerId)
+  }
+
+  private accepts (peer: string): boolean {
+    return this.room.type !== 'one-way' || this.room.host === peer
+  }
+
+  private member (peer: string): Member {
+    let m = this.members.get(peer)
+    if (m === undefined) {
+      m = { senders: new Map(), incoming: new Map(), remote: new Map(), refused: 0 }
+      this.members.set(peer, m)
+    }
+    return m
+  }
+
+  private peerOf (peer: string, m: Member): MediaPeer {
+    if (m.peer !== undefined) return m.peer
+    const p = new MediaPeer({
+      // the two sides must disagree: the smaller peer ID gives way
+      polite: this.room.self < peer,
+      config: this.node.config,
+      send: (msg) => { this.send(peer, msg).catch((err) => { this.node.log('media signal to %s in %s failed - %e', peer, this.room.name, err) }) },
+      onTrack: (evt) => {
+        for (const s of evt.streams) m.remote.set(s.id, s)
+        this.deliver(peer, m)
+      },
+      log: this.node.log
+    })
+    m.peer = p
+    this.statsTimer ??= setInterval(() => { void this.readStats() }, MEDIA_STATS_INTERVAL_MS)
+    return p
+  }
+
+  /** Sends `out` to `peer`: its announcement first, so the peer knows the stream before its tracks. */
+  private attach (peer: string, out: Outgoing): void {
+    const m = this.member(peer)
+    if (m.senders.has(out.stream)) return
+    const pc = this.peerOf(peer, m).pc
+    this.send(peer, { t: 'add', id: out.stream.id, ...(out.meta !== undefined ? { meta: out.meta } : {}) })
+      .catch((err) => { this.node.log('announcing a stream to %s failed - %e', peer, err) })
+    m.senders.set(out.stream, out.tracks.map((track) => pc.addTrack(track, out.stream)))
+  }
+
+  private detach (peer: string, m: Member, out: Outgoing): void {
+    const senders = m.senders.get(out.stream)
+    if (senders === undefined) return
+    m.senders.delete(out.stream)
+    const pc = m.peer?.pc
+    if (pc === undefined || pc.signalingState === 'closed') return
+    for (const s of senders) {
+      // stopping the transceiver ends the receiver's track once negotiated
+      const t = pc.getTransceivers().find((x) => x.sender === s)
+      if (t !== undefined) t.stop()
+      else pc.removeTrack(s)
+    }
+    this.send(peer, { t: 'remove', id: out.stream.id }).catch(() => {})
+  }
+
+  /** Dispatches `stream` for every announced stream of `peer` whose tracks arrived, if the rules allow. */
+  private deliver (peer: string, m: Member): void {
+    if (this.closed) return
+    for (const inc of m.incoming.values()) {
+      const stream = inc.stream ?? m.remote.get(inc.id)
+      if (stream === undefined) continue
+      inc.stream = stream
+      if (inc.delivered) continue
+      if (!this.accepts(peer)) continue
+      inc.delivered = true
+      this.room.safeDispatchEvent('stream', { detail: { peerId: peer, stream, ...(inc.meta !== undefined ? { metadata: inc.meta } : {}) } })
+    }
+  }
+
+  private end (peer: string, inc: Incoming, stopTracks = true): void {
+    if (!inc.delivered || inc.stream === undefined) return
+    inc.delivered = false
+    if (stopTracks) for (const t of inc.stream.getTracks()) t.stop()
+    this.room.safeDispatchEvent('stream:end', { detail: { peerId: peer, stream: inc.stream } })
+  }
+
+  /**
+   * `peer` is a new page under the same peer ID (a crashed tab reloaded) that the room took as a
+   * restart, not a leave: its old streams end and our connection to it starts afresh. Our own
+   * session ID stays, so the new page never sees a restart of ours in return.
+   */
+  private restart (peer: string, m: Member): void {
+    this.node.log('%s restarted its media in %s: connecting afresh', peer, this.room.name)
+    for (const inc of m.incoming.values()) this.end(peer, inc)
+    m.incoming.clear()
+    m.remote.clear()
+    m.senders.clear()
+    m.peer?.close()
+    m.peer = undefined
+    for (const out of this.outgoing.values()) if (out.to === undefined || out.to === peer) this.attach(peer, out)
+  }
+
+  /** `peer` left: its connection closes, its streams end. */
+  private drop (peer: string): void {
+    const m = this.members.get(peer)
+    if (m === undefined) return
+    this.members.delete(peer)
+    for (const inc of m.incoming.values()) this.end(peer, inc)
+    m.peer?.close()
+    if (this.members.size === 0) {
+      clearInterval(this.statsTimer)
+      this.statsTimer = undefined
+    }
+  }
+
+  private async send (peer: string, msg: MediaSignal): Promise<void> {
+    await this.node.send(peer, this.label, { ...msg, s: this.session })
+  }
+
+  private async readStats (): Promise<void> {
+    await Promise.all([...this.members.values()].map(async (m) => { await m.peer?.readStats().catch(() => {}) }))
+  }
+
+  private assertOpen (): void {
+    if (this.closed) throw new RoomClosedError(`room "${this.room.name}" was left`)
+  }
+}
+
+function randomId (): string {
+  return [...crypto.getRandomValues(new Uint8Array(12))].map((b) => b.toString(16).padStart(2, '0')).join('')
+}

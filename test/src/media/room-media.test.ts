@@ -1,0 +1,150 @@
+/**
+ * A room's media session (src/media/room-media.ts) on a stubbed room: what `addStream` refuses
+ * before anything is sent, and how signals from peers that are not members are held, bounded, and
+ * replayed in order once they join. Real negotiation needs an RTCPeerConnection: see
+ * test/browser/media.test.ts. Only `add`/`remove` signals are used here, which need none.
+ */
+import { TypedEventEmitter } from 'main-event'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { MAX_EARLY_MEDIA_FRAMES, MAX_EARLY_MEDIA_PEERS, MAX_STREAMS_PER_PEER } from '../../../src/constants.js'
+import { RoomMediaSession } from '../../../src/media/room-media.js'
+import type { RoomPeer, SessionType } from '../../../src/index.js'
+import type { MediaRoom } from '../../../src/media/room-media.js'
+import type { MediaSignal } from '../../../src/media/wire.js'
+
+class StubRoom extends TypedEventEmitter<any> implements MediaRoom {
+  readonly name = 'stub'
+  readonly self = 'self'
+  readonly topics = { room: '/p2p-rooms/3/room/broadcast/stub' }
+  host = 'self'
+  type: SessionType
+  members: string[] = []
+  constructor (type: SessionType = 'broadcast') {
+    super()
+    this.type = type
+  }
+
+  peers (): RoomPeer[] {
+    return this.members.map((peerId) => ({ peerId, path: 'direct' }))
+  }
+
+  join (peerId: string): void {
+    this.members.push(peerId)
+    this.safeDispatchEvent('peer:join', { detail: { peerId, path: 'direct' } })
+  }
+
+  leave (peerId: string): void {
+    this.members = this.members.filter((p) => p !== peerId)
+    this.safeDispatchEvent('peer:leave', { detail: { peerId, reason: 'left' } })
+  }
+}
+
+const fakeStream = (tracks = 1): MediaStream => ({ id: 'stream-1', getTracks: () => Array.from({ length: tracks }, () => ({ kind: 'video' })) }) as unknown as MediaStream
+
+function session (room: StubRoom): { media: RoomMediaSession, sent: Array<{ peer: string, msg: MediaSignal }> } {
+  const sent: Array<{ peer: string, msg: MediaSignal }> = []
+  const media = new RoomMediaSession(room, {
+    config: {},
+    send: async (peer, _label, msg) => { sent.push({ peer, msg }) },
+    log: () => {},
+    onClose: () => {}
+  })
+  return { media, sent }
+}
+
+/** What the session knows of a peer's announced streams (not part of any API: the rules' effect). */
+const announced = (media: RoomMediaSession, peer: string): string[] => [...((media as any).members.get(peer)?.incoming.keys() ?? [])]
+const held = (media: RoomMediaSession, peer: string): number => (media as any).early.get(peer)?.length ?? 0
+
+describe('room media session', () => {
+  // addStream checks RTCPeerConnection exists before anything else; Node has none
+  const had = 'RTCPeerConnection' in globalThis
+  beforeEach(() => { if (!had) (globalThis as any).RTCPeerConnection = class {} })
+  afterEach(() => { if (!had) delete (globalThis as any).RTCPeerConnection })
+
+  it('refuses a stream without tracks, metadata that is not small JSON, and a missing or unknown `to`', async () => {
+    const room = new StubRoom('pairwise')
+    const { media, sent } = session(room)
+    const cyclic: Record<string, unknown> = {}
+    cyclic.me = cyclic
+    await expect(media.addStream(fakeStream(0), { to: 'x' })).rejects.toMatchObject({ name: 'InvalidMediaError' })
+    await expect(media.addStream({} as MediaStream)).rejects.toMatchObject({ name: 'InvalidMediaError' })
+    await expect(media.addStream(fakeStream(), { metadata: cyclic, to: 'x' })).rejects.toMatchObject({ name: 'InvalidMediaError' })
+    await expect(media.addStream(fakeStream(), { metadata: 'x'.repeat(5000), to: 'x' })).rejects.toMatchObject({ name: 'InvalidMediaError' })
+    await expect(media.addStream(fakeStream())).rejects.toMatchObject({ name: 'SessionTypeError' })
+    await expect(media.addStream(fakeStream(), { to: 'not-a-member' })).rejects.toMatchObject({ name: 'PeerNotFoundError' })
+    await expect(media.replaceTrack({ kind: 'video' } as MediaStreamTrack, { kind: 'video' } as MediaStreamTrack)).rejects.toMatchObject({ name: 'InvalidMediaError' })
+    media.close()
+    await expect(media.addStream(fakeStream(), { to: 'x' })).rejects.toMatchObject({ name: 'RoomClosedError' })
+    expect(sent).toEqual([])
+  })
+
+  it('holds the signals of a peer that is not a member, and replays them in order once it joins', () => {
+    const room = new StubRoom()
+    const { media } = session(room)
+    media.onSignal('p', { t: 'add', id: 'a' })
+    media.onSignal('p', { t: 'add', id: 'b' })
+    media.onSignal('p', { t: 'remove', id: 'a' })
+    expect(announced(media, 'p')).toEqual([])
+    expect(held(media, 'p')).toBe(3)
+    room.join('p')
+    expect(held(media, 'p')).toBe(0)
+    expect(announced(media, 'p')).toEqual(['b'])
+  })
+
+  it('bounds what it holds: frames per peer and peers', () => {
+    const room = new StubRoom()
+    const { media } = session(room)
+    for (let i = 0; i < MAX_EARLY_MEDIA_FRAMES + 10; i++) media.onSignal('p', { t: 'add', id: `s${i}` })
+    expect(held(media, 'p')).toBe(MAX_EARLY_MEDIA_FRAMES)
+    for (let i = 0; i < MAX_EARLY_MEDIA_PEERS + 5; i++) media.onSignal(`q${i}`, { t: 'add', id: 'x' })
+    expect((media as any).early.size).toBe(MAX_EARLY_MEDIA_PEERS)
+    // a peer that leaves without joining takes its held frames with it
+    room.leave('p')
+    expect(held(media, 'p')).toBe(0)
+  })
+
+  it('greets a member that joins with its session ID', () => {
+    const room = new StubRoom()
+    const { media, sent } = session(room)
+    room.join('p')
+    expect(sent).toEqual([{ peer: 'p', msg: { t: 'hello', s: expect.stringMatching(/^[0-9a-f]{24}$/) } }])
+    media.close()
+  })
+
+  it('starts afresh with a member whose media session changed (a crashed tab reloaded under its peer ID)', () => {
+    const room = new StubRoom()
+    const { media } = session(room)
+    room.join('p')
+    media.onSignal('p', { t: 'add', id: 'old', s: 'page-1' })
+    media.onSignal('p', { t: 'add', id: 'old-2' })
+    expect(announced(media, 'p')).toEqual(['old', 'old-2'])
+    media.onSignal('p', { t: 'add', id: 'new', s: 'page-2' })
+    expect(announced(media, 'p')).toEqual(['new'])
+    // the same session again changes nothing
+    media.onSignal('p', { t: 'add', id: 'new-2', s: 'page-2' })
+    expect(announced(media, 'p')).toEqual(['new', 'new-2'])
+  })
+
+  it('takes at most 16 streams from one member', () => {
+    const room = new StubRoom()
+    const { media } = session(room)
+    room.join('p')
+    for (let i = 0; i < MAX_STREAMS_PER_PEER + 4; i++) media.onSignal('p', { t: 'add', id: `s${i}` })
+    expect(announced(media, 'p')).toHaveLength(MAX_STREAMS_PER_PEER)
+    expect((media as any).members.get('p').refused).toBe(4)
+  })
+
+  it('counts a non-host\'s stream in a one-way room as refused, and never delivers it', () => {
+    const room = new StubRoom('one-way')
+    room.host = 'h'
+    const { media } = session(room)
+    const streams: unknown[] = []
+    room.addEventListener('stream', (e: CustomEvent) => { streams.push(e.detail) })
+    room.join('h')
+    room.join('p')
+    media.onSignal('p', { t: 'add', id: 'guest' })
+    expect((media as any).members.get('p').refused).toBe(1)
+    expect(streams).toEqual([])
+  })
+})
