@@ -93,6 +93,15 @@ export const REPLY_DELAY_MIN_MS = 50
 export const REPLY_DELAY_SPREAD_MS = 200
 
 /**
+ * An announcement gossipsub sent to nobody is published again after `ANNOUNCE_RETRY_MS`, at most
+ * `ANNOUNCE_RETRY_ATTEMPTS` times, in ms. A relay's subscription can reach us before our own
+ * gossipsub stream to it is open; publishing then reaches no one (`allowPublishToZeroTopicPeers`)
+ * and, unanswered, the members would learn of us only at the next `announceInterval`.
+ */
+export const ANNOUNCE_RETRY_MS = 100
+export const ANNOUNCE_RETRY_ATTEMPTS = 30
+
+/**
  * Largest body of a control message (heartbeat, handoff) accepted, in bytes, whatever the room's
  * `maxMessageBytes`: a heartbeat with its most admissions (32) is about 2 KiB.
  */

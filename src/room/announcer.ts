@@ -3,7 +3,7 @@
  * `announceInterval`, at once when they change, and in answer to a newcomer), and theirs,
  * handed to membership. Only announcements travel here; room traffic goes over direct links.
  */
-import { REPLY_DELAY_MIN_MS, REPLY_DELAY_SPREAD_MS } from '../constants.js'
+import { ANNOUNCE_RETRY_ATTEMPTS, ANNOUNCE_RETRY_MS, REPLY_DELAY_MIN_MS, REPLY_DELAY_SPREAD_MS } from '../constants.js'
 import { decodeAnnouncement, encodeAnnouncement } from '../wire.js'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
 import type { Logger, Startable } from '@libp2p/interface'
@@ -37,6 +37,9 @@ export class Announcer implements Startable {
   private readonly components: AnnouncerComponents
   private timer?: ReturnType<typeof setInterval>
   private replyTimer?: ReturnType<typeof setTimeout>
+  private retryTimer?: ReturnType<typeof setTimeout>
+  /** Announcements in a row that gossipsub sent to nobody. */
+  private unheard = 0
   private started = false
   private stopped = false
 
@@ -59,7 +62,8 @@ export class Announcer implements Startable {
     this.stopped = true
     clearInterval(this.timer)
     clearTimeout(this.replyTimer)
-    this.timer = this.replyTimer = undefined
+    clearTimeout(this.retryTimer)
+    this.timer = this.replyTimer = this.retryTimer = undefined
   }
 
   /** Announces our addresses now, if we have any (a relay reservation). */
@@ -68,7 +72,24 @@ export class Announcer implements Startable {
     const addrs = this.components.ownAddrs()
     if (this.stopped || addrs.length === 0) return
     pubsub.publish(topic, encodeAnnouncement({ v: 1, kind: 'announce', addrs, t: startedAt }))
+      .then(({ recipients }) => { this.heard(recipients.length > 0) })
       .catch((err) => { log('announce in %s failed - %e', room, err) })
+  }
+
+  /**
+   * An announcement that reached nobody (our gossipsub stream to the relay not open yet, though
+   * the relay's subscription already reached us) is sent again soon, a bounded number of times.
+   */
+  private heard (reached: boolean): void {
+    if (reached) {
+      this.unheard = 0
+      return
+    }
+    if (this.stopped || this.retryTimer !== undefined || ++this.unheard > ANNOUNCE_RETRY_ATTEMPTS) return
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined
+      this.announce()
+    }, ANNOUNCE_RETRY_MS)
   }
 
   /** Tells peers who only know us through the relay that we left. */

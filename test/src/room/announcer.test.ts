@@ -1,7 +1,7 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { DEFAULT_ANNOUNCE_INTERVAL_MS, REPLY_DELAY_MIN_MS, REPLY_DELAY_SPREAD_MS } from '../../../src/constants.js'
+import { ANNOUNCE_RETRY_ATTEMPTS, ANNOUNCE_RETRY_MS, DEFAULT_ANNOUNCE_INTERVAL_MS, REPLY_DELAY_MIN_MS, REPLY_DELAY_SPREAD_MS } from '../../../src/constants.js'
 import { Announcer } from '../../../src/room/announcer.js'
 import { decodeAnnouncement, encodeAnnouncement } from '../../../src/wire.js'
 import { fakeTimers, silent } from './stubs.js'
@@ -18,12 +18,15 @@ function announcer (addrs: string[] = [`/addr/p2p/${SELF}`]): {
   known: Set<string>
   announced: Array<[string, string[], number | undefined]>
   left: string[]
+  /** Whom the stubbed gossipsub says each publish reached; empty: nobody. */
+  recipients: string[]
 } {
   const published: Array<ReturnType<typeof decodeAnnouncement>> = []
   const subscribed: string[] = []
   const known = new Set<string>()
   const announced: Array<[string, string[], number | undefined]> = []
   const left: string[] = []
+  const recipients = ['relay']
   const a = new Announcer({
     self: SELF,
     room: 'test',
@@ -34,7 +37,7 @@ function announcer (addrs: string[] = [`/addr/p2p/${SELF}`]): {
       unsubscribe: (topic: string) => { subscribed.splice(subscribed.indexOf(topic), 1) },
       publish: async (_topic: string, data: Uint8Array) => {
         published.push(decodeAnnouncement(data, SELF))
-        return { recipients: [] }
+        return { recipients: [...recipients] as any }
       }
     } as any,
     interval: DEFAULT_ANNOUNCE_INTERVAL_MS,
@@ -44,7 +47,7 @@ function announcer (addrs: string[] = [`/addr/p2p/${SELF}`]): {
     onAnnounce: (peer, peerAddrs, startedAt) => { announced.push([peer, peerAddrs, startedAt]) },
     onLeave: (peer) => { left.push(peer) }
   })
-  return { announcer: a, published, subscribed, known, announced, left }
+  return { announcer: a, published, subscribed, known, announced, left, recipients }
 }
 
 /** A signed gossipsub message on `topic` from `from`. */
@@ -109,5 +112,25 @@ describe('room announcements', () => {
     a.start()
     a.onSubscriptionChange('peer-relay', TOPIC, true)
     expect(published).toHaveLength(2)
+  })
+
+  it('announces again every ANNOUNCE_RETRY_MS while gossipsub sends it to nobody, at most ANNOUNCE_RETRY_ATTEMPTS times', async () => {
+    const { announcer: a, published, recipients } = announcer()
+    recipients.length = 0
+    a.start()
+    await vi.advanceTimersByTimeAsync(ANNOUNCE_RETRY_MS * 3)
+    expect(published).toHaveLength(4)
+    // our stream to the relay opened: the next one reaches it, and the retries end
+    recipients.push('relay')
+    await vi.advanceTimersByTimeAsync(ANNOUNCE_RETRY_MS * 10)
+    expect(published).toHaveLength(5)
+
+    const { announcer: b, published: unheard, recipients: none } = announcer()
+    none.length = 0
+    b.start()
+    await vi.advanceTimersByTimeAsync(ANNOUNCE_RETRY_MS * (ANNOUNCE_RETRY_ATTEMPTS + 10))
+    expect(unheard).toHaveLength(1 + ANNOUNCE_RETRY_ATTEMPTS)
+    b.stop()
+    a.stop()
   })
 })

@@ -19,7 +19,7 @@ const OPTIONS = {
 function room (): { room: RoomImpl, links: StubLinks, subscribes: () => number, published: () => number, left: () => number } {
   const links = new StubLinks()
   const subscribe = vi.fn()
-  const publish = vi.fn(async () => ({ recipients: [] }))
+  const publish = vi.fn(async () => ({ recipients: ['relay'] }))
   const onLeft = vi.fn()
   const ctx: RoomContext = {
     self: 'peer-self',
