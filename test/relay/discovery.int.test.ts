@@ -61,7 +61,9 @@ async function relayFollows (c: Client, topic: string): Promise<void> {
  * at once rather than through a later IHAVE.
  */
 async function relayMeshes (c: Client, topic: string): Promise<void> {
-  const has = (): boolean => c.services.pubsub.getMeshPeers(topic).includes(relayPeer)
+  // getMeshPeers is on gossipsub's implementation, not on its exported interface
+  const pubsub = c.services.pubsub as GossipSub & { getMeshPeers: (topic: string) => string[] }
+  const has = (): boolean => pubsub.getMeshPeers(topic).includes(relayPeer)
   if (has()) return
   await new Promise<void>((resolve) => {
     const check = (): void => {
