@@ -12,8 +12,8 @@
  * Round 1 is reported apart: it is what the first person after `npm start` gets (the dev
  * server pre-bundles its dependencies then). Writes bench-results/demo.json; asserts only that it measured.
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { writeResults } from './results.js'
 import { launchChromium } from '../browser/tabs.js'
 import { DESKTOP, closePages, isolatedArgs, openPage, roomUrl, say, startDemo, waitDirect } from '../browser/demo-helpers.js'
 import type { Browser, Page } from 'playwright-core'
@@ -40,8 +40,7 @@ afterAll(async () => {
     'first message, built / dev server': ratio('built: first message (2 tabs)', 'dev server: first message (2 tabs)')
   }
   console.table(ratios)
-  mkdirSync('bench-results', { recursive: true })
-  writeFileSync('bench-results/demo.json', JSON.stringify({ date: new Date().toISOString(), rounds: ROUNDS, results, ratios }, null, 2))
+  writeResults('demo', { rounds: ROUNDS, results, ratios })
 })
 
 async function paintTimes (page: Page): Promise<{ fcp: number, dcl: number }> {

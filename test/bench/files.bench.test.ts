@@ -17,8 +17,8 @@
  *
  * Results: printed, and written to bench-results/files.json and .md.
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { writeResults } from './results.js'
 import { launchChromium } from '../browser/tabs.js'
 import type { Browser, CDPSession, Page } from 'playwright-core'
 
@@ -46,9 +46,7 @@ afterAll(async () => {
   await browser?.close()
   const md = ['| measure | ours | raw RTCDataChannel | ratio (ours / raw) |', '| --- | --: | --: | --: |', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n')
   console.log(`\n${md}\n`)
-  mkdirSync('bench-results', { recursive: true })
-  writeFileSync('bench-results/files.json', JSON.stringify({ date: new Date().toISOString(), sizeBytes: SIZE, runs: RUNS, results }, null, 2))
-  writeFileSync('bench-results/files.md', `${md}\n`)
+  writeResults('files', { sizeBytes: SIZE, runs: RUNS, results }, md)
 })
 
 async function open (url: string): Promise<Page> {

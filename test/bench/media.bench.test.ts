@@ -19,8 +19,8 @@
  *
  * Results: printed, and written to bench-results/media.json and .md. Knobs: BENCH_MEDIA_RUNS (7).
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { writeResults } from './results.js'
 import { launchChromium } from '../browser/tabs.js'
 import type { MediaBenchRecord } from './fixture/media-common.js'
 import type { Browser, Page } from 'playwright-core'
@@ -98,9 +98,7 @@ afterAll(async () => {
   await browser?.close()
   const md = table()
   console.log(`\n${md}\n`)
-  mkdirSync('bench-results', { recursive: true })
-  writeFileSync('bench-results/media.json', JSON.stringify({ date: new Date().toISOString(), results, samples }, null, 2))
-  writeFileSync('bench-results/media.md', `${md}\n`)
+  writeResults('media', { results, samples }, md)
 })
 
 describe('bench: media, beside PeerJS call()', () => {

@@ -22,8 +22,8 @@
  * Knobs: BENCH_MEET_RUNS (9), BENCH_MESH_RUNS (5), BENCH_MESH10_RUNS (3), BENCH_PINGS (200),
  * BENCH_SYSTEMS (`ours,peerjs`).
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { writeResults } from './results.js'
 import { launchChromium } from '../browser/tabs.js'
 import type { BenchRecord } from './fixture/record.js'
 import type { Browser, Page } from 'playwright-core'
@@ -146,9 +146,7 @@ afterAll(async () => {
   await browser?.close()
   const md = table()
   console.log(`\n${md}\n`)
-  mkdirSync('bench-results', { recursive: true })
-  writeFileSync('bench-results/meet.json', JSON.stringify({ date: new Date().toISOString(), results, phases, samples }, null, 2))
-  writeFileSync('bench-results/meet.md', `${md}\n`)
+  writeResults('meet', { results, phases, samples }, md)
 })
 
 describe('bench: meeting and delivery, beside PeerJS', () => {
