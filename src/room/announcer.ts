@@ -72,7 +72,10 @@ export class Announcer implements Startable {
     const addrs = this.components.ownAddrs()
     if (this.stopped || addrs.length === 0) return
     pubsub.publish(topic, encodeAnnouncement({ v: 1, kind: 'announce', addrs, t: startedAt }))
-      .then(({ recipients }) => { this.heard(recipients.length > 0) })
+      .then(({ recipients }) => {
+        log('announced in %s to %d peers', room, recipients.length)
+        this.heard(recipients.length > 0)
+      })
       .catch((err) => { log('announce in %s failed - %e', room, err) })
   }
 
