@@ -39,6 +39,7 @@ export class MediaPeer {
     this.pc.addEventListener('icecandidate', ({ candidate }) => {
       // a null candidate (gathering done) needs no message: candidates are trickled until then
       if (candidate === null || candidate.candidate === '') return
+      this.init.log('sending candidate %s', candidate.candidate)
       this.init.send({
         t: 'ice',
         candidate: candidate.candidate,
@@ -49,9 +50,12 @@ export class MediaPeer {
     })
     this.pc.addEventListener('track', init.onTrack)
     this.pc.addEventListener('iceconnectionstatechange', () => {
+      this.init.log('ice %s (signaling %s)', this.pc.iceConnectionState, this.pc.signalingState)
       // ICE restarts on the offerer's side; the other side follows the new offer
       if (this.pc.iceConnectionState === 'failed') this.pc.restartIce()
     })
+    this.pc.addEventListener('signalingstatechange', () => { this.init.log('signaling %s', this.pc.signalingState) })
+    this.pc.addEventListener('icegatheringstatechange', () => { this.init.log('gathering %s', this.pc.iceGatheringState) })
   }
 
   /** Handles the peer's next signal, after the ones before it. */
@@ -68,6 +72,7 @@ export class MediaPeer {
       const ready = !this.makingOffer && (pc.signalingState === 'stable' || this.settingRemoteAnswer)
       const collision = msg.type === 'offer' && !ready
       this.ignoreOffer = !this.init.polite && collision
+      this.init.log('received %s in %s%s%s', msg.type, pc.signalingState, collision ? ', colliding' : '', this.ignoreOffer ? ': ignored' : '')
       if (this.ignoreOffer) return
       this.settingRemoteAnswer = msg.type === 'answer'
       try {
@@ -82,9 +87,11 @@ export class MediaPeer {
       }
       return
     }
+    this.init.log('received candidate %s in %s', msg.candidate, pc.signalingState)
     try {
       await pc.addIceCandidate({ candidate: msg.candidate, sdpMid: msg.sdpMid, sdpMLineIndex: msg.sdpMLineIndex, usernameFragment: msg.usernameFragment })
     } catch (err) {
+      this.init.log('candidate %s not added (%s) - %e', msg.candidate, pc.signalingState, err)
       // candidates of an offer we ignored cannot apply; anything else is worth knowing
       if (!this.ignoreOffer) throw err
     }
@@ -92,6 +99,7 @@ export class MediaPeer {
 
   private async offer (): Promise<void> {
     if (this.closed) return
+    this.init.log('negotiation needed in %s', this.pc.signalingState)
     try {
       this.makingOffer = true
       await this.pc.setLocalDescription()
@@ -106,6 +114,7 @@ export class MediaPeer {
   private sendDescription (): void {
     const d = this.pc.localDescription
     if (d === null || (d.type !== 'offer' && d.type !== 'answer')) return
+    this.init.log('sending %s', d.type)
     this.init.send({ t: 'sdp', type: d.type, sdp: d.sdp })
   }
 
