@@ -430,5 +430,11 @@ export const MAX_EARLY_MEDIA_FRAMES = 64
 /** Peers whose early signalling frames a room holds at once. */
 export const MAX_EARLY_MEDIA_PEERS = 32
 
+/**
+ * Longest the polite side of a media connection waits for its own offer's ICE gathering before
+ * rolling that offer back for the other side's, in ms (src/media/peer.ts says why it waits).
+ */
+export const MEDIA_ROLLBACK_GATHER_WAIT_MS = 10_000
+
 /** How often each media peer connection's stats are read for `room.stats()`, in ms. */
 export const MEDIA_STATS_INTERVAL_MS = 1000

@@ -4,6 +4,7 @@
  * cross, the polite side (the smaller peer ID) rolls its own back and answers, the impolite side
  * ignores the other's. Signals arrive in order (one stream per peer) and are handled one at a time.
  */
+import { MEDIA_ROLLBACK_GATHER_WAIT_MS } from '../constants.js'
 import { selectedCandidateType } from '../direct.js'
 import type { MediaPeerStats } from './types.js'
 import type { MediaSignal } from './wire.js'
@@ -26,6 +27,8 @@ export class MediaPeer {
   private makingOffer = false
   private ignoreOffer = false
   private settingRemoteAnswer = false
+  /** our offer being made (negotiationneeded), if any */
+  private making?: Promise<void>
   /** signals are handled one after another: each waits for the one before */
   private tail: Promise<void> = Promise.resolve()
   private last?: { at: number, bytesIn: number, bytesOut: number }
@@ -39,6 +42,7 @@ export class MediaPeer {
     this.pc.addEventListener('icecandidate', ({ candidate }) => {
       // a null candidate (gathering done) needs no message: candidates are trickled until then
       if (candidate === null || candidate.candidate === '') return
+      this.init.log('sending candidate %s', candidate.candidate)
       this.init.send({
         t: 'ice',
         candidate: candidate.candidate,
@@ -49,9 +53,12 @@ export class MediaPeer {
     })
     this.pc.addEventListener('track', init.onTrack)
     this.pc.addEventListener('iceconnectionstatechange', () => {
+      this.init.log('ice %s (signaling %s)', this.pc.iceConnectionState, this.pc.signalingState)
       // ICE restarts on the offerer's side; the other side follows the new offer
       if (this.pc.iceConnectionState === 'failed') this.pc.restartIce()
     })
+    this.pc.addEventListener('signalingstatechange', () => { this.init.log('signaling %s', this.pc.signalingState) })
+    this.pc.addEventListener('icegatheringstatechange', () => { this.init.log('gathering %s', this.pc.iceGatheringState) })
   }
 
   /** Handles the peer's next signal, after the ones before it. */
@@ -68,7 +75,13 @@ export class MediaPeer {
       const ready = !this.makingOffer && (pc.signalingState === 'stable' || this.settingRemoteAnswer)
       const collision = msg.type === 'offer' && !ready
       this.ignoreOffer = !this.init.polite && collision
+      this.init.log('received %s in %s%s%s', msg.type, pc.signalingState, collision ? ', colliding' : '', this.ignoreOffer ? ': ignored' : '')
       if (this.ignoreOffer) return
+      if (collision) {
+        // we give way: our offer is rolled back below, but not while its ICE gathering runs
+        await this.ownOfferGathered()
+        if (this.closed) return
+      }
       this.settingRemoteAnswer = msg.type === 'answer'
       try {
         // the polite side's pending offer is rolled back implicitly
@@ -82,9 +95,11 @@ export class MediaPeer {
       }
       return
     }
+    this.init.log('received candidate %s in %s', msg.candidate, pc.signalingState)
     try {
       await pc.addIceCandidate({ candidate: msg.candidate, sdpMid: msg.sdpMid, sdpMLineIndex: msg.sdpMLineIndex, usernameFragment: msg.usernameFragment })
     } catch (err) {
+      this.init.log('candidate %s not added (%s) - %e', msg.candidate, pc.signalingState, err)
       // candidates of an offer we ignored cannot apply; anything else is worth knowing
       if (!this.ignoreOffer) throw err
     }
@@ -92,20 +107,61 @@ export class MediaPeer {
 
   private async offer (): Promise<void> {
     if (this.closed) return
-    try {
-      this.makingOffer = true
-      await this.pc.setLocalDescription()
-      this.sendDescription()
-    } catch (err) {
-      this.init.log('media offer failed - %e', err)
-    } finally {
-      this.makingOffer = false
-    }
+    this.init.log('negotiation needed in %s', this.pc.signalingState)
+    const making = (async () => {
+      try {
+        this.makingOffer = true
+        await this.pc.setLocalDescription()
+        this.sendDescription()
+      } catch (err) {
+        this.init.log('media offer failed - %e', err)
+      } finally {
+        this.makingOffer = false
+      }
+    })()
+    this.making = making
+    await making
+  }
+
+  /**
+   * Resolves once our offer being made is set and, if it is still pending, its ICE gathering is
+   * complete (or MEDIA_ROLLBACK_GATHER_WAIT_MS passed). Chromium (seen in 156) wedges a connection
+   * whose offer is rolled back while that offer's candidates are being gathered: the answer that
+   * follows never gathers a candidate (`iceGatheringState` stays `'gathering'`, `restartIce()`
+   * does not help), so ICE never starts. The first offer of a connection is the one that gathers,
+   * and it is the one that collides when both sides add streams at once. Rolled back after its
+   * gathering, the answer gathers normally. Reproduced in a plain page without libp2p (Chromium
+   * 156.0.8078.114): rolled back while gathering, 3 to 10 connections in 10 gathered nothing; rolled
+   * back once gathering completed, none in 20. No upstream report found to cite yet.
+   */
+  private async ownOfferGathered (): Promise<void> {
+    await this.making
+    const { pc } = this
+    if (pc.signalingState !== 'have-local-offer' || pc.iceGatheringState === 'complete') return
+    this.init.log('waiting for our offer\'s ICE gathering before rolling it back')
+    await new Promise<void>((resolve) => {
+      const settle = (): void => {
+        clearTimeout(timer)
+        pc.removeEventListener('icegatheringstatechange', onChange)
+        pc.removeEventListener('signalingstatechange', onChange)
+        resolve()
+      }
+      const onChange = (): void => {
+        if (pc.iceGatheringState === 'complete' || pc.signalingState !== 'have-local-offer') settle()
+      }
+      const timer = setTimeout(() => {
+        this.init.log('our offer\'s ICE gathering still runs after %d ms: rolling it back anyway', MEDIA_ROLLBACK_GATHER_WAIT_MS)
+        settle()
+      }, MEDIA_ROLLBACK_GATHER_WAIT_MS)
+      pc.addEventListener('icegatheringstatechange', onChange)
+      pc.addEventListener('signalingstatechange', onChange)
+    })
   }
 
   private sendDescription (): void {
     const d = this.pc.localDescription
     if (d === null || (d.type !== 'offer' && d.type !== 'answer')) return
+    this.init.log('sending %s', d.type)
     this.init.send({ t: 'sdp', type: d.type, sdp: d.sdp })
   }
 

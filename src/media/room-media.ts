@@ -267,7 +267,8 @@ export class RoomMediaSession {
         for (const s of evt.streams) m.remote.set(s.id, s)
         this.deliver(peer, m)
       },
-      log: this.node.log
+      // which connection a line is about: one per member
+      log: (fmt, ...args) => { this.node.log(`media to %s in %s: ${fmt}`, peer, this.room.name, ...args) }
     })
     m.peer = p
     this.statsTimer ??= setInterval(() => { void this.readStats() }, MEDIA_STATS_INTERVAL_MS)
