@@ -18,6 +18,8 @@
  * Results: printed, and written to bench-results/files.json and .md.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { writeFileSync, mkdirSync } from 'node:fs'
+import { cpuDiff, threadTimes } from './cpu-threads.js'
 import { writeResults } from './results.js'
 import { launchChromium } from '../browser/tabs.js'
 import type { Browser, CDPSession, Page } from 'playwright-core'
@@ -30,6 +32,8 @@ const RUNS = Number(process.env.BENCH_FILE_RUNS ?? 3)
 const RESUME_SIZE = Number(process.env.BENCH_FILE_RESUME_MIB ?? 64) * MiB
 const BIG = Number(process.env.BENCH_FILE_BIG_MIB ?? 1024) * MiB
 const TIMEOUT = 600_000
+/** `BENCH_FILE_PROFILE=1`: CPU seconds per Chromium thread for each run, and V8 CPU profiles of both tabs in bench-results/. */
+const PROFILE = process.env.BENCH_FILE_PROFILE === '1'
 
 interface Received { id: string, size: number, offeredAt: number, acceptedAt: number, firstByteAt?: number, doneAt?: number, keptBytes: number, error?: string, resumedAt?: number, maxGapMs: number }
 interface Sent { id: string, calledAt: number, doneAt?: number, sentBytes: number, sentAtDrop?: number, dropAt?: number, error?: string }
@@ -104,13 +108,31 @@ async function heapWhile (page: Page, until: Promise<unknown>, everyMs: number):
 async function oursOnce (size: number, label: string, heapEveryMs = 500): Promise<{ r: Received, s: Sent, heap: { max: number, samples: number } }> {
   const { a, b, idB } = await roomPair(label)
   await a.evaluate(async ([n, seed]) => { await (window as any).fbench.make('f', n, seed) }, [size, label] as const)
+  const profilers = PROFILE ? await Promise.all([a, b].map(async (p) => startProfile(p))) : []
+  const before = PROFILE ? threadTimes() : undefined
   const id = await a.evaluate((p) => (window as any).fbench.send(p, 'f') as string, idB)
   const done = received(b, id)
   const heap = await heapWhile(b, done, heapEveryMs)
   const r = await done
   const s = await sent(a, id)
+  if (before !== undefined) console.log(`${label} ours, CPU s by thread:`, cpuDiff(before, threadTimes()))
+  await Promise.all(profilers.map(async (stop, i) => { await stop(`${label}-${i === 0 ? 'sender' : 'receiver'}`) }))
   await closeAll([a, b])
   return { r, s, heap }
+}
+
+/** Starts V8's sampling profiler in `page`; the function returned writes bench-results/<name>.cpuprofile. */
+async function startProfile (page: Page): Promise<(name: string) => Promise<void>> {
+  const cdp = await page.context().newCDPSession(page)
+  await cdp.send('Profiler.enable')
+  await cdp.send('Profiler.setSamplingInterval', { interval: 1000 })
+  await cdp.send('Profiler.start')
+  return async (name) => {
+    const { profile } = await cdp.send('Profiler.stop')
+    mkdirSync('bench-results', { recursive: true })
+    writeFileSync(`bench-results/${name}.cpuprofile`, JSON.stringify(profile))
+    await cdp.detach()
+  }
 }
 
 /** The anchor: a bare data channel moving `size` bytes from one tab to another. */
@@ -122,8 +144,10 @@ async function rawOnce (size: number, seed: string): Promise<{ ms: number, first
   await a.evaluate(async (s) => { await (window as any).raw.accept(s) }, answer)
   await Promise.all([a, b].map(async (p) => { await p.waitForFunction(() => (window as any).raw.rec.open === true, undefined, { timeout: 30_000 }) }))
   await a.evaluate(async ([n, s]) => { await (window as any).raw.make(n, s) }, [size, seed] as const)
+  const before = PROFILE ? threadTimes() : undefined
   await a.evaluate(async () => { await (window as any).raw.send() })
   await b.waitForFunction((n) => (window as any).raw.rec.received >= n, size, { timeout: TIMEOUT, polling: 100 })
+  if (before !== undefined) console.log(`${seed} raw, CPU s by thread:`, cpuDiff(before, threadTimes()))
   const [sa, rb] = await Promise.all([a.evaluate(() => (window as any).raw.rec), b.evaluate(() => (window as any).raw.rec)])
   expect(rb.received).toBe(size)
   await closeAll([a, b])
