@@ -116,6 +116,8 @@ async function oursOnce (size: number, label: string, heapEveryMs = 500): Promis
   const r = await done
   const s = await sent(a, id)
   if (before !== undefined) console.log(`${label} ours, CPU s by thread:`, cpuDiff(before, threadTimes()))
+  const waits = await a.evaluate(() => (window as any).fbench.rec.memberWaits as number)
+  if (waits > 0) console.log(`${label}: the receiver had timed out of the room; waited ${waits * 0.5} s for it to rejoin before sending`)
   await Promise.all(profilers.map(async (stop, i) => { await stop(`${label}-${i === 0 ? 'sender' : 'receiver'}`) }))
   await closeAll([a, b])
   return { r, s, heap }
