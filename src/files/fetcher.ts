@@ -148,7 +148,7 @@ export class Fetcher {
       await this.restore()
       this.events.onProgress(this.bytes)
       await this.fetchChunks()
-      const whole = this.hasher.digest()
+      const whole = await this.hasher.digest()
       if (!equalBytes(whole, this.target.sha256)) {
         discard = true
         throw new FileIntegrityError(`the file's bytes hash to ${toHex(whole)}, not to its SHA-256 ${toHex(this.target.sha256)}`)

@@ -1,11 +1,12 @@
 /**
  * A file's manifest: its size, chunk size, the SHA-256 of every chunk and of the whole. A sender
  * computes it once per `Blob` by reading the blob slice by slice (never whole), hashing each chunk
- * with WebCrypto and the whole incrementally with @noble/hashes (WebCrypto has no incremental
- * digest, and a file may not fit in memory).
+ * with WebCrypto and the whole incrementally with hash-wasm (WebCrypto has no incremental digest,
+ * and a file may not fit in memory), in the hashing worker (hashing.ts) where there is one.
  */
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
 import { createSHA256 } from 'hash-wasm'
+import { describeInWorker, workerFileHasher } from './hashing.js'
 import { HASH_BYTES, chunkCount } from './wire.js'
 
 export interface Manifest {
@@ -28,22 +29,29 @@ export async function sha256 (data: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>))
 }
 
-/** An incremental SHA-256 of the whole file, fed chunk by chunk in order. */
-export interface WholeFileHasher { update: (data: Uint8Array) => void, digest: () => Uint8Array }
+/** An incremental SHA-256 of the whole file, fed chunk by chunk in order; `update` keeps no reference to `data`. */
+export interface WholeFileHasher { update: (data: Uint8Array) => void, digest: () => Promise<Uint8Array> }
 
 /**
- * hash-wasm's SHA-256 (WebAssembly, 2.3 times @noble/hashes' speed here: the whole-file hash was
- * the receiving page's largest cost), or @noble/hashes' where WebAssembly cannot be compiled (a
- * page whose Content-Security-Policy lacks 'wasm-unsafe-eval').
+ * The hashing worker's, so a receiver's main thread only copies each chunk; else hash-wasm's
+ * SHA-256 here (WebAssembly, 2.3 times @noble/hashes' speed), or @noble/hashes' where WebAssembly
+ * cannot be compiled (a page whose Content-Security-Policy lacks 'wasm-unsafe-eval').
  */
 export async function wholeFileHasher (): Promise<WholeFileHasher> {
+  const inWorker = await workerFileHasher()
+  if (inWorker !== undefined) return inWorker
+  return localFileHasher()
+}
+
+/** hash-wasm's SHA-256 in this thread, or @noble/hashes'. */
+export async function localFileHasher (): Promise<WholeFileHasher> {
   try {
     const h = await createSHA256()
     h.init()
-    return { update: (data) => { h.update(data) }, digest: () => h.digest('binary') }
+    return { update: (data) => { h.update(data) }, digest: async () => h.digest('binary') }
   } catch {
     const h = nobleSha256.create()
-    return { update: (data) => { h.update(data) }, digest: () => h.digest() }
+    return { update: (data) => { h.update(data) }, digest: async () => h.digest() }
   }
 }
 
@@ -84,8 +92,10 @@ export async function describeBlob (blob: Blob, chunkSize: number, signal?: Abor
 async function computeManifest (blob: Blob, chunkSize: number, signal?: AbortSignal): Promise<Manifest> {
   const size = blob.size
   const count = chunkCount(size, chunkSize)
+  const inWorker = await describeInWorker(blob, chunkSize, signal)
+  if (inWorker !== undefined) return { size, chunkSize, count, sha256: inWorker.sha256, hashes: inWorker.hashes, listSha256: await sha256(inWorker.hashes) }
   const hashes = new Uint8Array(count * HASH_BYTES)
-  const whole = await wholeFileHasher()
+  const whole = await localFileHasher()
   let next = count > 0 ? readChunk(blob, chunkSize, 0) : undefined
   for (let i = 0; i < count; i++) {
     signal?.throwIfAborted()
@@ -95,7 +105,7 @@ async function computeManifest (blob: Blob, chunkSize: number, signal?: AbortSig
     whole.update(data)
     hashes.set(await digest, i * HASH_BYTES)
   }
-  return { size, chunkSize, count, sha256: whole.digest(), hashes, listSha256: await sha256(hashes) }
+  return { size, chunkSize, count, sha256: await whole.digest(), hashes, listSha256: await sha256(hashes) }
 }
 
 /** The expected hash of chunk `index`, a view into `hashes`. */

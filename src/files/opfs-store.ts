@@ -234,9 +234,11 @@ export class OpfsStore implements FileStore {
     if (this.worker !== undefined) return this.worker
     const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }))
     const worker = new Worker(url)
+    let revoked = false
     worker.onmessage = (e: MessageEvent<{ id: number, result?: unknown, error?: string }>) => {
-      // the worker's script has loaded once it answers
-      URL.revokeObjectURL(url)
+      // the worker's script has loaded once it answers; once (this runs for every chunk written)
+      if (!revoked) URL.revokeObjectURL(url)
+      revoked = true
       const p = this.pending.get(e.data.id)
       if (p === undefined) return
       this.pending.delete(e.data.id)

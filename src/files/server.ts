@@ -3,6 +3,7 @@
  * on a get stream, in the order asked, reading the blob one chunk at a time (the next one read
  * while the current one is sent) and waiting out the stream's `drain` before each next chunk.
  */
+import { Uint8ArrayList } from 'uint8arraylist'
 import { MAX_WANT_INDICES } from '../constants.js'
 import { readChunk } from './manifest.js'
 import { asError, drained, writeFrame } from './stream-io.js'
@@ -100,19 +101,19 @@ export async function serveChunks (stream: Stream, frames: AsyncIterable<Uint8Ar
 }
 
 /**
- * One chunk frame, length prefix included, built in one buffer: the chunk is copied once (a
- * generic framing would copy it twice more).
+ * One chunk frame, length prefix included, handed to the stream as a list of its 8 header bytes
+ * and the chunk: the chunk is not copied here. @libp2p/webrtc (patched, see patches/) copies both
+ * once into the data channel message, and a chunk of `FILE_CHUNK_BYTES` fills one message.
  */
 async function writeChunk (stream: Stream, index: number, data: Uint8Array, signal: AbortSignal): Promise<void> {
   signal.throwIfAborted()
   const length = 5 + data.byteLength
   const prefix = varint(length)
-  const out = new Uint8Array(prefix.byteLength + length)
-  out.set(prefix)
-  out[prefix.byteLength] = FRAME_CHUNK
-  new DataView(out.buffer).setUint32(prefix.byteLength + 1, index)
-  out.set(data, prefix.byteLength + 5)
-  if (!stream.send(out)) await drained(stream, signal)
+  const header = new Uint8Array(prefix.byteLength + 5)
+  header.set(prefix)
+  header[prefix.byteLength] = FRAME_CHUNK
+  new DataView(header.buffer).setUint32(prefix.byteLength + 1, index)
+  if (!stream.send(new Uint8ArrayList(header, data))) await drained(stream, signal)
 }
 
 /** Unsigned LEB128, as `it-length-prefixed` writes lengths. */

@@ -18,6 +18,8 @@
  * Results: printed, and written to bench-results/files.json and .md.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { writeFileSync, mkdirSync } from 'node:fs'
+import { cpuDiff, threadTimes } from './cpu-threads.js'
 import { writeResults } from './results.js'
 import { launchChromium } from '../browser/tabs.js'
 import type { Browser, CDPSession, Page } from 'playwright-core'
@@ -30,6 +32,10 @@ const RUNS = Number(process.env.BENCH_FILE_RUNS ?? 3)
 const RESUME_SIZE = Number(process.env.BENCH_FILE_RESUME_MIB ?? 64) * MiB
 const BIG = Number(process.env.BENCH_FILE_BIG_MIB ?? 1024) * MiB
 const TIMEOUT = 600_000
+/** `BENCH_FILE_RUN_TIMEOUT_S` (600): a throughput run that has not finished by then counts as stalled and the next one starts. */
+const RUN_TIMEOUT = Number(process.env.BENCH_FILE_RUN_TIMEOUT_S ?? 600) * 1000
+/** `BENCH_FILE_PROFILE=1`: CPU seconds per Chromium thread for each run, and V8 CPU profiles of both tabs in bench-results/. */
+const PROFILE = process.env.BENCH_FILE_PROFILE === '1'
 
 interface Received { id: string, size: number, offeredAt: number, acceptedAt: number, firstByteAt?: number, doneAt?: number, keptBytes: number, error?: string, resumedAt?: number, maxGapMs: number }
 interface Sent { id: string, calledAt: number, doneAt?: number, sentBytes: number, sentAtDrop?: number, dropAt?: number, error?: string }
@@ -104,13 +110,39 @@ async function heapWhile (page: Page, until: Promise<unknown>, everyMs: number):
 async function oursOnce (size: number, label: string, heapEveryMs = 500): Promise<{ r: Received, s: Sent, heap: { max: number, samples: number } }> {
   const { a, b, idB } = await roomPair(label)
   await a.evaluate(async ([n, seed]) => { await (window as any).fbench.make('f', n, seed) }, [size, label] as const)
+  const profilers = PROFILE ? await Promise.all([a, b].map(async (p) => startProfile(p))) : []
+  const before = PROFILE ? threadTimes() : undefined
   const id = await a.evaluate((p) => (window as any).fbench.send(p, 'f') as string, idB)
-  const done = received(b, id)
+  const done = received(b, id, RUN_TIMEOUT)
   const heap = await heapWhile(b, done, heapEveryMs)
-  const r = await done
+  const r = await done.catch(async (err) => {
+    // what each side had when it stalled
+    const [ss, rr] = await Promise.all([a.evaluate((i) => (window as any).fbench.rec.sent[i], id), b.evaluate((i) => (window as any).fbench.rec.received[i], id)])
+    console.log(`${label} stalled: sender`, ss, 'receiver', rr)
+    await closeAll([a, b])
+    throw err
+  })
   const s = await sent(a, id)
+  if (before !== undefined) console.log(`${label} ours, CPU s by thread:`, cpuDiff(before, threadTimes()))
+  const waits = await a.evaluate(() => (window as any).fbench.rec.memberWaits as number)
+  if (waits > 0) console.log(`${label}: the receiver had timed out of the room; waited ${waits * 0.5} s for it to rejoin before sending`)
+  await Promise.all(profilers.map(async (stop, i) => { await stop(`${label}-${i === 0 ? 'sender' : 'receiver'}`) }))
   await closeAll([a, b])
   return { r, s, heap }
+}
+
+/** Starts V8's sampling profiler in `page`; the function returned writes bench-results/<name>.cpuprofile. */
+async function startProfile (page: Page): Promise<(name: string) => Promise<void>> {
+  const cdp = await page.context().newCDPSession(page)
+  await cdp.send('Profiler.enable')
+  await cdp.send('Profiler.setSamplingInterval', { interval: 1000 })
+  await cdp.send('Profiler.start')
+  return async (name) => {
+    const { profile } = await cdp.send('Profiler.stop')
+    mkdirSync('bench-results', { recursive: true })
+    writeFileSync(`bench-results/${name}.cpuprofile`, JSON.stringify(profile))
+    await cdp.detach()
+  }
 }
 
 /** The anchor: a bare data channel moving `size` bytes from one tab to another. */
@@ -122,8 +154,10 @@ async function rawOnce (size: number, seed: string): Promise<{ ms: number, first
   await a.evaluate(async (s) => { await (window as any).raw.accept(s) }, answer)
   await Promise.all([a, b].map(async (p) => { await p.waitForFunction(() => (window as any).raw.rec.open === true, undefined, { timeout: 30_000 }) }))
   await a.evaluate(async ([n, s]) => { await (window as any).raw.make(n, s) }, [size, seed] as const)
+  const before = PROFILE ? threadTimes() : undefined
   await a.evaluate(async () => { await (window as any).raw.send() })
   await b.waitForFunction((n) => (window as any).raw.rec.received >= n, size, { timeout: TIMEOUT, polling: 100 })
+  if (before !== undefined) console.log(`${seed} raw, CPU s by thread:`, cpuDiff(before, threadTimes()))
   const [sa, rb] = await Promise.all([a.evaluate(() => (window as any).raw.rec), b.evaluate(() => (window as any).raw.rec)])
   expect(rb.received).toBe(size)
   await closeAll([a, b])
@@ -134,24 +168,31 @@ describe('bench: files beside a raw RTCDataChannel', () => {
   it(`moves ${SIZE / MiB} MiB between 2 tabs`, async () => {
     const ours: Array<{ mibps: number, endToEnd: number, ttfb: number, heap: number }> = []
     const raw: Array<{ mibps: number }> = []
-    for (let run = 0; run < RUNS; run++) {
-      const o = await oursOnce(SIZE, `files-tp-${run}`)
+    let stalled = 0
+    for (let run = 0; run < RUNS + stalled && stalled < RUNS; run++) {
+      const o = await oursOnce(SIZE, `files-tp-${run}`, 500).catch((err) => { console.log(`run ${run} stalled or failed: ${String(err).slice(0, 200)}`); return undefined })
+      if (o === undefined) {
+        stalled++
+        continue
+      }
       ours.push({ mibps: mibps(SIZE, (o.r.doneAt as number) - o.r.offeredAt), endToEnd: mibps(SIZE, (o.r.doneAt as number) - o.s.calledAt), ttfb: (o.r.firstByteAt as number) - o.s.calledAt, heap: o.heap.max })
       expect(o.s.sentBytes).toBe(SIZE)
       const w = await rawOnce(SIZE, `files-tp-${run}`)
       raw.push({ mibps: mibps(SIZE, w.ms) })
-      console.log(`run ${run}: ours ${ours[run].mibps} MiB/s (end to end ${ours[run].endToEnd}), raw ${raw[run].mibps} MiB/s, receiver heap ≤ ${(o.heap.max / MiB).toFixed(1)} MiB`)
+      const last = ours.length - 1
+      console.log(`run ${run}: ours ${ours[last].mibps} MiB/s (end to end ${ours[last].endToEnd}), raw ${raw[last].mibps} MiB/s, ratio ${(ours[last].mibps / raw[last].mibps).toFixed(2)}, receiver heap ≤ ${(o.heap.max / MiB).toFixed(1)} MiB`)
     }
     const o = median(ours.map((x) => x.mibps))
     const w = median(raw.map((x) => x.mibps))
     const ratios = ours.map((x, i) => x.mibps / raw[i].mibps)
     const ratio = median(ratios)
-    results.throughput = { ours, raw, oursMedianMiBps: o, rawMedianMiBps: w, ratios, ratio }
-    rows.push([`${SIZE / MiB} MiB, 2 tabs: throughput (median of ${RUNS}; ratio: median of the run-by-run ratios ${ratios.map((r) => r.toFixed(2)).join(', ')})`, `${o} MiB/s`, `${w} MiB/s`, ratio.toFixed(2)])
+    results.throughput = { ours, raw, oursMedianMiBps: o, rawMedianMiBps: w, ratios, ratio, stalled }
+    rows.push([`${SIZE / MiB} MiB, 2 tabs: throughput (median of ${ours.length}${stalled > 0 ? `, ${stalled} more stalled` : ''}; ratio: median of the run-by-run ratios ${ratios.map((r) => r.toFixed(2)).join(', ')})`, `${o} MiB/s`, `${w} MiB/s`, ratio.toFixed(2)])
     rows.push([`${SIZE / MiB} MiB: end to end, sendFile (hashing first) → verified file`, `${median(ours.map((x) => x.endToEnd))} MiB/s`, '—', '—'])
     rows.push([`${SIZE / MiB} MiB: time to first byte (sendFile → first verified chunk; hashes the file first)`, `${round(median(ours.map((x) => x.ttfb)))} ms`, '—', '—'])
     rows.push([`${SIZE / MiB} MiB: receiver's JS heap, max`, `${(Math.max(...ours.map((x) => x.heap)) / MiB).toFixed(1)} MiB`, '—', '—'])
-  })
+  // room for every run, a stalled one's timeout and its replacement (the project's 600 s was not)
+  }, 2 * RUNS * (RUN_TIMEOUT + 300_000))
 
   it('time to the first byte of a 1 MiB file', async () => {
     const { a, b, idB } = await roomPair('files-ttfb')
