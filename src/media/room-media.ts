@@ -6,8 +6,6 @@
  *   private room, proved the secret; signals from anyone else are held until it joins, or dropped;
  * - in a `'one-way'` room only the host's streams are delivered; a stream from a member that is
  *   not (or no longer) the host is refused or ended, and delivered if it becomes the host;
- * - a stream we do not deliver costs us nothing on the wire: our side of its transceivers stops
- *   receiving (renegotiated), so a sender that follows its SDP stops sending it;
  * - a member that leaves ends its streams; a member that joins gets the streams being sent.
  */
 import { MAX_EARLY_MEDIA_FRAMES, MAX_EARLY_MEDIA_PEERS, MAX_STREAMS_PER_PEER, MEDIA_STATS_INTERVAL_MS } from '../constants.js'
@@ -67,8 +65,6 @@ interface Member {
   incoming: Map<string, Incoming>
   /** the streams the browser made from the msids of its tracks, by ID */
   remote: Map<string, MediaStream>
-  /** the transceivers its tracks arrived on, by the ID of their stream (msid = the `add` signal's ID) */
-  transceivers: Map<string, Set<RTCRtpTransceiver>>
   /** its media session (`s` of its signals): another one is a new page under the same peer ID */
   session?: string
   refused: number
@@ -203,7 +199,6 @@ export class RoomMediaSession {
         if (inc === undefined) return
         m.incoming.delete(msg.id)
         m.remote.delete(msg.id)
-        m.transceivers.delete(msg.id)
         this.end(from, inc)
       }
     }
@@ -228,10 +223,7 @@ export class RoomMediaSession {
     this.drop(evt.detail.peerId)
   }
 
-  /**
-   * In a one-way room a stream is the host's: the previous host's end and stop being received,
-   * the new host's are received again and delivered once their tracks are back.
-   */
+  /** In a one-way room a stream is the host's: the previous host's end, the new host's are delivered. */
   private readonly onHostChange = (): void => {
     if (this.room.type !== 'one-way') return
     for (const [peer, m] of this.members) {
@@ -239,7 +231,6 @@ export class RoomMediaSession {
         this.deliver(peer, m)
       } else {
         for (const inc of m.incoming.values()) this.end(peer, inc, false)
-        this.receive(peer, m)
       }
     }
   }
@@ -259,7 +250,7 @@ export class RoomMediaSession {
   private member (peer: string): Member {
     let m = this.members.get(peer)
     if (m === undefined) {
-      m = { senders: new Map(), incoming: new Map(), remote: new Map(), transceivers: new Map(), refused: 0 }
+      m = { senders: new Map(), incoming: new Map(), remote: new Map(), refused: 0 }
       this.members.set(peer, m)
     }
     return m
@@ -272,17 +263,8 @@ export class RoomMediaSession {
       polite: this.room.self < peer,
       config: this.node.config,
       send: (msg) => { this.send(peer, msg).catch((err) => { this.node.log('media signal to %s in %s failed - %e', peer, this.room.name, err) }) },
-      // runs inside setRemoteDescription: a direction set here is in the answer that follows
       onTrack: (evt) => {
-        for (const s of evt.streams) {
-          m.remote.set(s.id, s)
-          let ts = m.transceivers.get(s.id)
-          if (ts === undefined) {
-            ts = new Set()
-            m.transceivers.set(s.id, ts)
-          }
-          ts.add(evt.transceiver)
-        }
+        for (const s of evt.streams) m.remote.set(s.id, s)
         this.deliver(peer, m)
       },
       // which connection a line is about: one per member
@@ -318,46 +300,17 @@ export class RoomMediaSession {
     this.send(peer, { t: 'remove', id: out.stream.id }).catch(() => {})
   }
 
-  /**
-   * Dispatches `stream` for every announced stream of `peer` whose tracks arrived, if the rules
-   * allow, and receives only those it may deliver.
-   */
+  /** Dispatches `stream` for every announced stream of `peer` whose tracks arrived, if the rules allow. */
   private deliver (peer: string, m: Member): void {
     if (this.closed) return
-    this.receive(peer, m)
     for (const inc of m.incoming.values()) {
-      // the browser's stream for the msid; a refused stream's tracks left it and come back on
-      // the next track event once it is received again
-      const stream = (inc.delivered ? inc.stream : undefined) ?? m.remote.get(inc.id) ?? inc.stream
+      const stream = inc.stream ?? m.remote.get(inc.id)
       if (stream === undefined) continue
       inc.stream = stream
       if (inc.delivered) continue
       if (!this.accepts(peer)) continue
-      if (stream.getTracks().length === 0) continue
       inc.delivered = true
       this.room.safeDispatchEvent('stream', { detail: { peerId: peer, stream, ...(inc.meta !== undefined ? { metadata: inc.meta } : {}) } })
-    }
-  }
-
-  /**
-   * Sets the receiving half of each transceiver `peer`'s tracks arrived on: on for a stream
-   * announced by a sender the rules accept, off otherwise (a non-host's in a one-way room, one
-   * over MAX_STREAMS_PER_PEER, one never announced). Off, the renegotiation (negotiationneeded,
-   * peer.ts) answers or offers that m-line without `recv`, so the sender stops sending its RTP
-   * there: a refused stream costs no bandwidth unless the sender ignores its SDP. What we send on
-   * a shared transceiver (our addTrack reuses the one the other side's offer created) goes on.
-   */
-  private receive (peer: string, m: Member): void {
-    for (const [id, transceivers] of m.transceivers) {
-      const recv = this.accepts(peer) && m.incoming.has(id)
-      for (const t of transceivers) {
-        if (t.currentDirection === 'stopped' || t.direction === 'stopped') continue
-        const send = t.direction === 'sendrecv' || t.direction === 'sendonly'
-        const direction: RTCRtpTransceiverDirection = send ? (recv ? 'sendrecv' : 'sendonly') : (recv ? 'recvonly' : 'inactive')
-        if (t.direction === direction) continue
-        this.node.log('%s %s\'s stream %s in %s: transceiver %s', recv ? 'receiving' : 'not receiving', peer, id, this.room.name, direction)
-        t.direction = direction
-      }
     }
   }
 
@@ -378,7 +331,6 @@ export class RoomMediaSession {
     for (const inc of m.incoming.values()) this.end(peer, inc)
     m.incoming.clear()
     m.remote.clear()
-    m.transceivers.clear()
     m.senders.clear()
     m.peer?.close()
     m.peer = undefined
