@@ -303,15 +303,6 @@ export const MAX_RELAY_ADDRS = 16
 // --- dials, streams and the node's libp2p config (dialer.ts, streams.ts, node-config.ts) ---------
 
 /**
- * A node announces its `/p2p-circuit/webrtc` address the moment it is connected to a trusted
- * relay, while the reservation that makes the address dialable is still on its way (it was asked
- * for at once, so it reaches the relay before the announcement does): for this long after that
- * connection opened, in ms. A dialer that heard an address less than this long ago retries a
- * relay's NO_RESERVATION like any failed dial instead of calling the peer gone.
- */
-export const RESERVATION_PENDING_MS = 3_000
-
-/**
  * Each direct-dial retry delay (`dialBackoff * 2^(attempt - 2)`) is multiplied by a factor drawn
  * from this range, so peers that failed together do not retry together.
  */

@@ -21,8 +21,6 @@ export interface DialRetryInit {
   onAttempt?: (attempt: number, err?: Error) => void
   /** Source of jitter in [0, 1). @default Math.random */
   random?: () => number
-  /** Whether a failed attempt is the last one, whatever attempts are left. @default isPeerGoneError */
-  isFatal?: (err: Error) => boolean
 }
 
 /**
@@ -49,7 +47,6 @@ export function backoffDelay (attempt: number, backoffMs: number, random: () => 
 
 export async function dialWithRetry (dial: (attempt: number) => Promise<Connection>, init: DialRetryInit): Promise<Connection> {
   const random = init.random ?? Math.random
-  const isFatal = init.isFatal ?? isPeerGoneError
   let lastError: Error = new Error('no dial attempted')
   for (let attempt = 1; attempt <= Math.max(1, init.attempts); attempt++) {
     init.signal?.throwIfAborted()
@@ -61,7 +58,7 @@ export async function dialWithRetry (dial: (attempt: number) => Promise<Connecti
     } catch (err: any) {
       lastError = err
       init.onAttempt?.(attempt, err)
-      if (init.signal?.aborted === true || isFatal(err)) throw err
+      if (init.signal?.aborted === true || isPeerGoneError(err)) throw err
     }
   }
   throw lastError

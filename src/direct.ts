@@ -18,7 +18,7 @@
  */
 import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
-import { MAX_EARLY_PEERS, RESERVATION_PENDING_MS } from './constants.js'
+import { MAX_EARLY_PEERS } from './constants.js'
 import { dialWithRetry, isPeerGoneError } from './dialer.js'
 import { isDirect, isRelayed } from './paths.js'
 import { newestDirect } from './streams.js'
@@ -96,8 +96,6 @@ interface Link {
   /** rooms (or anything) that want the peer; the link goes when the last one releases it */
   holders: Set<unknown>
   addrs: Multiaddr[]
-  /** `performance.now()` when the peer last offered addresses: its reservation may still be on its way */
-  offeredAt: number
   startedAt?: number
   dialing?: AbortController
   takeover?: ReturnType<typeof setTimeout>
@@ -177,16 +175,13 @@ export class DirectLinks extends TypedEventEmitter<DirectLinkEvents> implements 
     if (!this.started || peerId === this.components.peerId) return
     let link = this.links.get(peerId)
     if (link === undefined) {
-      link = { peerId, holders: new Set(), addrs: [], offeredAt: performance.now(), stats: { dialAttempts: 0, dialSuccesses: 0, dialFailures: 0 }, phases: this.early.get(peerId) ?? {} }
+      link = { peerId, holders: new Set(), addrs: [], stats: { dialAttempts: 0, dialSuccesses: 0, dialFailures: 0 }, phases: this.early.get(peerId) ?? {} }
       this.early.delete(peerId)
       this.links.set(peerId, link)
     }
     link.holders.add(holder)
     const addrs = this.dialable(peerId, offer.addrs)
-    if (addrs.length > 0) {
-      link.addrs = addrs
-      link.offeredAt = performance.now()
-    }
+    if (addrs.length > 0) link.addrs = addrs
     if (offer.startedAt !== undefined) link.startedAt = offer.startedAt
     this.ensure(link)
   }
@@ -267,9 +262,6 @@ export class DirectLinks extends TypedEventEmitter<DirectLinkEvents> implements 
         attempts: this.init.dialAttempts,
         backoffMs: this.init.dialBackoff,
         signal,
-        // a peer announces its circuit address before its reservation is confirmed (room-node.ts):
-        // the relay's NO_RESERVATION means gone only once it had time to be
-        isFatal: (err) => isPeerGoneError(err) && performance.now() - link.offeredAt >= RESERVATION_PENDING_MS,
         onAttempt: (attempt, err) => {
           if (signal.aborted) return
           link.stats.dialAttempts++

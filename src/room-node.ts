@@ -7,8 +7,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { createLibp2p } from 'libp2p'
 import {
   DEFAULT_BURST, DEFAULT_HISTORY_REQUESTS_PER_MINUTE, DEFAULT_HISTORY_SIZE, DEFAULT_MESSAGES_PER_SECOND, DEFAULT_SESSION_TYPE, FRAME_OVERHEAD_BYTES,
-  HARD_MAX_FRAME_BYTES, HISTORY_PROTOCOL, HISTORY_WRITE_TIMEOUT_MS, MAX_ANNOUNCED_ADDRS, MAX_HISTORY_FRAMES, MAX_ROOM_NAME_LENGTH, RESERVATION_PENDING_MS, ROOM_PROTOCOL,
-  SESSION_TYPES,
+  HARD_MAX_FRAME_BYTES, HISTORY_PROTOCOL, HISTORY_WRITE_TIMEOUT_MS, MAX_HISTORY_FRAMES, MAX_ROOM_NAME_LENGTH, ROOM_PROTOCOL, SESSION_TYPES,
   // media (issue 11, src/media/)
   MAX_MEDIA_FRAME_BYTES, MEDIA_PROTOCOL
 } from './constants.js'
@@ -18,7 +17,6 @@ import { loadExtensions } from './extensions.js'
 import { resolveIceServers } from './ice.js'
 import { resolveIdentity } from './identity.js'
 import { roomNodeConfig } from './node-config.js'
-import { isRelayed } from './paths.js'
 import { deriveRoomSecrets } from './private-room.js'
 import { connectToRelay, parseRelayAddrs } from './relay-dial.js'
 import { RelaySet } from './relays.js'
@@ -157,7 +155,7 @@ export class RoomNodeImpl implements RoomNode, Startable {
       pubsub: this.libp2p.services.pubsub,
       links: this.links,
       running: () => this.libp2p.status === 'started',
-      ownAddrs: () => ownCircuitAddrs(this.libp2p, (peer) => this.relays.trust.trusts(peer)),
+      ownAddrs: () => webRTCCircuitAddrs(this.libp2p),
       sendFrame: async (peer, frame) => { await this.frames.send(peer, frame) },
       sendFrameNow: (peer, frame) => this.frames.sendNow(peer, frame),
       requestHistory: async (peer, req, limits, signal) => request(this.libp2p, peer, HISTORY_PROTOCOL, req, { ...limits, signal }),
@@ -312,27 +310,9 @@ export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKe
   return node
 }
 
-/**
- * Our reachable addresses: the WebRTC-over-circuit ones, one per relay reservation. Before the
- * first reservation is confirmed, the address each trusted relay we connected to less than
- * `RESERVATION_PENDING_MS` ago is about to give us: the reservation was asked for the moment the
- * relay connected (reserve.ts), so it reaches the relay before an announcement naming it does,
- * and rooms need not wait a round trip or two for it before announcing. A dialer retries the
- * relay's NO_RESERVATION for as long (direct.ts).
- */
-export function ownCircuitAddrs (libp2p: Pick<Libp2p, 'getMultiaddrs' | 'getConnections' | 'peerId'>, isTrustedRelay: (peerId: string) => boolean): string[] {
-  const reserved = libp2p.getMultiaddrs()
+/** Our reachable addresses: the WebRTC-over-circuit ones, one per relay reservation. */
+function webRTCCircuitAddrs (libp2p: Libp2p): string[] {
+  return libp2p.getMultiaddrs()
     .map((ma) => ma.toString())
     .filter((a) => a.includes('/p2p-circuit/webrtc/'))
-  if (reserved.length > 0) return reserved
-  const now = Date.now()
-  return libp2p.getConnections()
-    .filter((c) => c.status === 'open' && c.direction === 'outbound' && !isRelayed(c) && c.multiplexer !== '/webrtc' &&
-      now - c.timeline.open < RESERVATION_PENDING_MS && isTrustedRelay(c.remotePeer.toString()))
-    .slice(0, MAX_ANNOUNCED_ADDRS)
-    .map((c) => {
-      const relay = `/p2p/${c.remotePeer.toString()}`
-      const addr = c.remoteAddr.toString()
-      return `${addr.endsWith(relay) ? addr : addr + relay}/p2p-circuit/webrtc/p2p/${libp2p.peerId.toString()}`
-    })
 }

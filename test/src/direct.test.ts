@@ -7,7 +7,6 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
-import { RESERVATION_PENDING_MS } from '../../src/constants.js'
 import { DirectLinks } from '../../src/direct.js'
 import type { DirectLinksComponents } from '../../src/direct.js'
 import type { Connection } from '@libp2p/interface'
@@ -175,27 +174,12 @@ describe('direct links', () => {
     expect(links.stats(PEER)).toEqual({ dialAttempts: 3, dialSuccesses: 1, dialFailures: 2, lastError: 'Error: TimeoutError' })
   })
 
-  it('retries a NO_RESERVATION from a peer that offered its address moments ago: its reservation may be on its way', async () => {
+  it('reports a peer the relay holds no reservation for as unreachable, without retrying', async () => {
     const unreachable = events('peer:unreachable')
-    node.script = [new Error('failed to connect via relay with status NO_RESERVATION'), 'ok']
+    node.script = [new Error('failed to connect via relay with status NO_RESERVATION')]
     links.want(PEER, 'room', { addrs: [circuit(RELAY, PEER)], startedAt: EARLIER })
-    await vi.advanceTimersByTimeAsync(0)
-    expect(node.dials).toHaveLength(1)
-    await vi.advanceTimersByTimeAsync(BACKOFF * 1.5)
-    expect(node.dials).toHaveLength(2)
-    expect(links.isDirect(PEER)).toBe(true)
-    expect(unreachable).toEqual([])
-  })
-
-  it('reports a peer the relay holds no reservation for as unreachable, without retrying, once it had time to reserve', async () => {
-    const unreachable = events('peer:unreachable')
-    node.script = ['ok', new Error('failed to connect via relay with status NO_RESERVATION')]
-    links.want(PEER, 'room', { addrs: [circuit(RELAY, PEER)], startedAt: EARLIER })
-    await vi.advanceTimersByTimeAsync(RESERVATION_PENDING_MS)
-    // its tab closes: the direct connection drops, and healing finds no reservation
-    node.close(node.connections.get(PEER)?.[0] as FakeConnection)
     await vi.advanceTimersByTimeAsync(BACKOFF * 100)
-    expect(node.dials).toHaveLength(2)
+    expect(node.dials).toHaveLength(1)
     expect(unreachable).toEqual([PEER])
   })
 

@@ -5,7 +5,7 @@
 import { TypedEventEmitter } from 'main-event'
 import { describe, expect, it, vi } from 'vitest'
 import * as C from '../../src/constants.js'
-import { RoomNodeImpl, ownCircuitAddrs } from '../../src/room-node.js'
+import { RoomNodeImpl } from '../../src/room-node.js'
 import type { ResolvedRoomNodeOptions } from '../../src/index.js'
 
 const OPTIONS = {
@@ -75,42 +75,5 @@ describe('room node lifecycle', () => {
     await node.start()
     expect(pubsub.listenerCount('message')).toBe(0)
     await expect(node.joinRoom('lobby')).rejects.toHaveProperty('name', 'RoomClosedError')
-  })
-})
-
-describe('our announced addresses (ownCircuitAddrs)', () => {
-  const SELF = '12D3KooWSelf'
-  const RELAY = '12D3KooWRelay'
-  const relayConn = (opts: { peer?: string, ageMs?: number, addr?: string, direction?: string } = {}): any => ({
-    status: 'open',
-    direction: opts.direction ?? 'outbound',
-    multiplexer: '/yamux/1.0.0',
-    limits: undefined,
-    remotePeer: { toString: () => opts.peer ?? RELAY },
-    remoteAddr: { toString: () => opts.addr ?? `/ip4/127.0.0.1/tcp/9090/ws/p2p/${opts.peer ?? RELAY}` },
-    timeline: { open: Date.now() - (opts.ageMs ?? 0) }
-  })
-  const node = (addrs: string[], conns: any[]): any => ({
-    peerId: { toString: () => SELF },
-    getMultiaddrs: () => addrs.map((a) => ({ toString: () => a })),
-    getConnections: () => conns
-  })
-  const trusted = (peer: string): boolean => peer === RELAY
-
-  it('are the reserved /p2p-circuit/webrtc ones once a reservation is made', () => {
-    const reserved = `/ip4/127.0.0.1/tcp/9090/ws/p2p/${RELAY}/p2p-circuit/webrtc/p2p/${SELF}`
-    expect(ownCircuitAddrs(node([`/ip4/127.0.0.1/tcp/9090/ws/p2p/${RELAY}/p2p-circuit/p2p/${SELF}`, reserved], [relayConn()]), trusted)).toEqual([reserved])
-  })
-
-  it('before it, the address a trusted relay connected moments ago is about to give us', () => {
-    expect(ownCircuitAddrs(node([], [relayConn()]), trusted)).toEqual([`/ip4/127.0.0.1/tcp/9090/ws/p2p/${RELAY}/p2p-circuit/webrtc/p2p/${SELF}`])
-    // a remote address without the relay's peer ID gets it
-    expect(ownCircuitAddrs(node([], [relayConn({ addr: '/dns4/relay.example/tcp/443/wss' })]), trusted)).toEqual([`/dns4/relay.example/tcp/443/wss/p2p/${RELAY}/p2p-circuit/webrtc/p2p/${SELF}`])
-  })
-
-  it('never names an untrusted peer, a relay connected too long ago to be still reserving, or an inbound connection', () => {
-    expect(ownCircuitAddrs(node([], [relayConn({ peer: '12D3KooWStranger' })]), trusted)).toEqual([])
-    expect(ownCircuitAddrs(node([], [relayConn({ ageMs: C.RESERVATION_PENDING_MS })]), trusted)).toEqual([])
-    expect(ownCircuitAddrs(node([], [relayConn({ direction: 'inbound' })]), trusted)).toEqual([])
   })
 })
