@@ -68,11 +68,22 @@ const rec = async (page: Page): Promise<BenchRecord> => page.evaluate(() => wind
 
 /** Waits until `page` reached `count` peers (and, with `messages`, heard from them). */
 async function waitReached (page: Page, count: number, messages = false): Promise<void> {
-  await page.waitForFunction(([n, m]) => {
-    const r = window.bench?.rec
-    if (r?.error !== undefined) throw new Error(r.error)
-    return r !== undefined && Object.keys(m ? r.first : r.joined).length >= n
-  }, [count, messages] as const, { timeout: TIMEOUT, polling: 50 })
+  try {
+    await page.waitForFunction(([n, m]) => {
+      const r = window.bench?.rec
+      if (r?.error !== undefined) throw new Error(r.error)
+      return r !== undefined && Object.keys(m ? r.first : r.joined).length >= n
+    }, [count, messages] as const, { timeout: TIMEOUT, polling: 50 })
+  } catch (err: any) {
+    // say where a stalled meeting stands: whom this tab reached, and its view of every other peer
+    const where = await page.evaluate(() => {
+      const r = window.bench?.rec
+      const peers = Object.entries((window.bench?.stats?.() as any)?.peers ?? {}).map(([id, p]: [string, any]) =>
+        `${id.slice(-6)} ${p.path} dials ${p.dialAttempts}/${p.dialFailures} failed${p.lastError !== undefined ? ` (${String(p.lastError).slice(0, 120)})` : ''} phases ${Object.keys(p.timeline ?? {}).join(',')}`)
+      return `peer ${r?.peerId?.slice(-6)} reached ${Object.keys(r?.joined ?? {}).length}; ${peers.join('; ')}`
+    }).catch(() => 'page gone')
+    throw new Error(`${err?.message ?? err}\n${where}`)
+  }
 }
 
 /** Waits until `page` received `count` stamped messages (from `from`, or anyone). */
