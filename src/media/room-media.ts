@@ -292,9 +292,11 @@ export class RoomMediaSession {
     const pc = m.peer?.pc
     if (pc === undefined || pc.signalingState === 'closed') return
     for (const s of senders) {
-      // stopping the transceiver ends the receiver's track once negotiated
+      // stopping the transceiver ends the receiver's track once negotiated; but a transceiver the
+      // peer sends on too (one of us added a track to the m-line the other's offer made) carries
+      // its stream as well, which stopping would end here: only our half of it goes
       const t = pc.getTransceivers().find((x) => x.sender === s)
-      if (t !== undefined) t.stop()
+      if (t !== undefined && t.currentDirection !== 'sendrecv') t.stop()
       else pc.removeTrack(s)
     }
     this.send(peer, { t: 'remove', id: out.stream.id }).catch(() => {})

@@ -117,6 +117,31 @@ describe('media in rooms', () => {
     }
   })
 
+  it('keeps the other member\'s stream playing when one removes its own from the m-line they share', async () => {
+    const [a, b] = await meet(2, `media-shared-${Date.now()}`)
+    try {
+      const idA = await a.page.evaluate(() => window.media.make('cam', '#f00'))
+      expect(await a.page.evaluate(async () => window.media.add('cam'))).toBeUndefined()
+      await waitStream(b, a.peerId, idA)
+      await waitPlaying(b, idA)
+      // b's video goes out on the transceiver a's offer made (addTrack reuses it)
+      const idB = await b.page.evaluate(() => window.media.make('cam', '#0f0'))
+      expect(await b.page.evaluate(async () => window.media.add('cam'))).toBeUndefined()
+      await waitStream(a, b.peerId, idB)
+      await waitPlaying(a, idB)
+      await a.page.evaluate(async () => { await window.media.remove('cam') })
+      await waitEnded(b, a.peerId, idA)
+      expect(await b.page.evaluate((i) => window.media.trackStates(i), idA)).toEqual(['ended'])
+      // b's stream at a goes on: not ended, and its picture still green
+      expect(await a.page.evaluate((i) => window.media.trackStates(i), idB)).toEqual(['live'])
+      expect((await a.page.evaluate(() => window.media.streams)).find((x) => x.id === idB)?.ended).toBeUndefined()
+      await waitPlaying(a, idB)
+      await waitColour(a, idB, 1)
+    } finally {
+      await closeAll([a, b])
+    }
+  })
+
   it('takes streams only from the host of a one-way room', async () => {
     const [a, b] = await meet(2, `media-oneway-${Date.now()}`, { roomInit: { type: 'one-way' } })
     try {
