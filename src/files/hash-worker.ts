@@ -9,6 +9,7 @@
  * Messages out: `{ id, hashes?, sha256 }` or `{ id, error }`; `{ ready: true }` once loaded.
  */
 import { createSHA256 } from 'hash-wasm'
+import { hashChunks } from './chunks.js'
 import type { IHasher } from 'hash-wasm'
 
 export type HashRequest =
@@ -22,7 +23,6 @@ export type HashReply =
   | { id: number, hashes?: Uint8Array, sha256: Uint8Array }
   | { id: number, error: string }
 
-const HASH_BYTES = 32
 const scope = globalThis as unknown as { onmessage: ((e: MessageEvent<HashRequest>) => void) | null, postMessage: (m: HashReply, transfer?: Transferable[]) => void }
 const hashers = new Map<number, Promise<IHasher>>()
 const aborted = new Set<number>()
@@ -37,21 +37,9 @@ async function hasher (id: number): Promise<IHasher> {
 }
 
 async function describe (id: number, blob: Blob, chunkSize: number): Promise<{ hashes: Uint8Array, sha256: Uint8Array }> {
-  const count = Math.ceil(blob.size / chunkSize)
-  const hashes = new Uint8Array(count * HASH_BYTES)
   const whole = await createSHA256()
   whole.init()
-  const read = async (i: number): Promise<ArrayBuffer> => blob.slice(i * chunkSize, Math.min(blob.size, (i + 1) * chunkSize)).arrayBuffer()
-  let next = count > 0 ? read(0) : undefined
-  for (let i = 0; i < count; i++) {
-    if (aborted.has(id)) throw new Error('aborted')
-    const data = new Uint8Array(await (next as Promise<ArrayBuffer>))
-    next = i + 1 < count ? read(i + 1) : undefined
-    // WebCrypto's digest runs on another thread while hash-wasm hashes the same bytes here
-    const digest = crypto.subtle.digest('SHA-256', data)
-    whole.update(data)
-    hashes.set(new Uint8Array(await digest), i * HASH_BYTES)
-  }
+  const hashes = await hashChunks(blob, chunkSize, whole, () => { if (aborted.has(id)) throw new Error('aborted') })
   return { hashes, sha256: whole.digest('binary') }
 }
 

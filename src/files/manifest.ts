@@ -6,6 +6,7 @@
  */
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
 import { createSHA256 } from 'hash-wasm'
+import { hashChunks } from './chunks.js'
 import { describeInWorker, workerFileHasher } from './hashing.js'
 import { HASH_BYTES, chunkCount } from './wire.js'
 
@@ -55,17 +56,7 @@ export async function localFileHasher (): Promise<WholeFileHasher> {
   }
 }
 
-/** Byte range `[start, end)` of chunk `index`. */
-export function chunkRange (size: number, chunkSize: number, index: number): [number, number] {
-  const start = index * chunkSize
-  return [start, Math.min(size, start + chunkSize)]
-}
-
-/** Reads chunk `index` of `blob` (one slice: the blob is never read whole). */
-export async function readChunk (blob: Blob, chunkSize: number, index: number): Promise<Uint8Array> {
-  const [start, end] = chunkRange(blob.size, chunkSize, index)
-  return new Uint8Array(await blob.slice(start, end).arrayBuffer())
-}
+export { chunkRange, readChunk } from './chunks.js'
 
 const described = new WeakMap<Blob, Map<number, Promise<Manifest>>>()
 
@@ -94,17 +85,8 @@ async function computeManifest (blob: Blob, chunkSize: number, signal?: AbortSig
   const count = chunkCount(size, chunkSize)
   const inWorker = await describeInWorker(blob, chunkSize, signal)
   if (inWorker !== undefined) return { size, chunkSize, count, sha256: inWorker.sha256, hashes: inWorker.hashes, listSha256: await sha256(inWorker.hashes) }
-  const hashes = new Uint8Array(count * HASH_BYTES)
   const whole = await localFileHasher()
-  let next = count > 0 ? readChunk(blob, chunkSize, 0) : undefined
-  for (let i = 0; i < count; i++) {
-    signal?.throwIfAborted()
-    const data = await (next as Promise<Uint8Array>)
-    next = i + 1 < count ? readChunk(blob, chunkSize, i + 1) : undefined
-    const digest = sha256(data)
-    whole.update(data)
-    hashes.set(await digest, i * HASH_BYTES)
-  }
+  const hashes = await hashChunks(blob, chunkSize, whole, () => { signal?.throwIfAborted() })
   return { size, chunkSize, count, sha256: await whole.digest(), hashes, listSha256: await sha256(hashes) }
 }
 
