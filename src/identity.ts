@@ -8,8 +8,10 @@
  * tab of a profile sees the same IndexedDB. So a stored key is used only while this page holds a
  * Web Lock named after its peer ID; whoever cannot get the lock uses a fresh key instead.
  */
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyFromRaw, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { concat } from 'uint8arrays/concat'
+import { fromString } from 'uint8arrays/from-string'
 import {
   IDENTITY_KINDS, IDENTITY_LOCK_PREFIX, IDENTITY_LOCK_WAIT_MS, PERSISTENT_IDENTITY_DB, PERSISTENT_IDENTITY_KEY,
   PERSISTENT_IDENTITY_STORE, TAB_IDENTITY_STORAGE_KEY
@@ -53,7 +55,32 @@ export async function resolveIdentity (kind: IdentityKind, supplied?: PrivateKey
     const tab = await tabIdentity(env, lockWaitMs)
     if (tab !== undefined) return tab
   }
-  return unlocked(await generateKeyPair('Ed25519'), 'ephemeral', false)
+  return unlocked(await generateIdentityKey(), 'ephemeral', false)
+}
+
+/**
+ * A fresh Ed25519 key, made by the browser's Web Crypto (`crypto.subtle.generateKey`, native code)
+ * where it supports Ed25519 (Chromium 137+, Firefox 129+, Safari 17+, Node 20), else by
+ * `generateKeyPair('Ed25519')` of @libp2p/crypto. The latter runs @noble/curves in JavaScript: on
+ * the first call of a page it builds its base-point tables, 60 ms on the critical path of every
+ * new tab's first meeting here and 150 ms with six tabs starting together (a CPU profile of the
+ * meeting bench), while the key is the same kind either way (RFC 8032: a 32-byte seed and its
+ * public key). Signing and verifying already use Web Crypto where it has Ed25519
+ * (@libp2p/crypto's `hashAndSign`), so a tab then never runs noble's Ed25519 at all.
+ */
+export async function generateIdentityKey (subtle: SubtleCrypto | undefined = globalThis.crypto?.subtle): Promise<PrivateKey> {
+  try {
+    if (subtle === undefined) throw new Error('no Web Crypto')
+    const pair = await subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']) as CryptoKeyPair
+    const { d, x } = await subtle.exportKey('jwk', pair.privateKey)
+    const seed = fromString(d ?? '', 'base64url')
+    const publicKey = fromString(x ?? '', 'base64url')
+    // @libp2p/crypto's raw Ed25519 private key: the seed, then its public key
+    if (seed.length === 32 && publicKey.length === 32) return privateKeyFromRaw(concat([seed, publicKey], 64))
+  } catch {
+    // no Ed25519 in this Web Crypto (older browsers, insecure contexts): noble below
+  }
+  return generateKeyPair('Ed25519')
 }
 
 /** The peer ID's Web Lock name. */
@@ -74,7 +101,7 @@ async function tabIdentity (env: IdentityEnvironment, lockWaitMs: number): Promi
     const held = await locked(locks, stored, 'tab', true, lockWaitMs)
     if (held !== undefined) return held
   }
-  const fresh = await generateKeyPair('Ed25519')
+  const fresh = await generateIdentityKey()
   const held = await locked(locks, fresh, 'tab', false, 0)
   if (held === undefined) return undefined
   if (!writeStorage(storage, encodeKey(fresh))) {
@@ -88,7 +115,7 @@ async function tabIdentity (env: IdentityEnvironment, lockWaitMs: number): Promi
 async function persistentIdentity (env: IdentityEnvironment, lockWaitMs: number): Promise<ResolvedIdentity | undefined> {
   const { indexedDB: idb, locks } = env
   if (idb === undefined || locks === undefined) return undefined
-  const candidate = await generateKeyPair('Ed25519')
+  const candidate = await generateIdentityKey()
   let kept: { key: PrivateKey, restored: boolean }
   try {
     kept = await loadOrStore(idb, candidate)

@@ -2,11 +2,12 @@
  * The identity choice with stubbed browser storage and Web Locks (Node has neither). The real
  * sessionStorage, IndexedDB and locks are exercised in Chromium by test/browser/identity.test.ts.
  */
-import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createPrivateKey, createPublicKey, verify } from 'node:crypto'
+import { generateKeyPair, publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
 import { IDENTITY_LOCK_PREFIX, TAB_IDENTITY_STORAGE_KEY } from '../../src/constants.js'
-import { resolveIdentity } from '../../src/identity.js'
+import { generateIdentityKey, resolveIdentity } from '../../src/identity.js'
 import type { IdentityEnvironment } from '../../src/identity.js'
 import type { IdentityKind } from '../../src/index.js'
 
@@ -164,5 +165,46 @@ describe('identity', () => {
     expect(a.identity.peerId).not.toBe(b.identity.peerId)
     expect(env.sessionStorage?.length).toBe(0)
     expect(locks.held.size).toBe(0)
+  })
+})
+
+describe('identity key generation', () => {
+  /** The public key of a 32-byte Ed25519 seed, by Node's own crypto (PKCS #8 DER of RFC 8410). */
+  function publicKeyOfSeed (seed: Uint8Array): Uint8Array {
+    const der = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed])
+    const jwk = createPublicKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })).export({ format: 'jwk' })
+    return Buffer.from(jwk.x ?? '', 'base64url')
+  }
+
+  it('makes the key with Web Crypto where it has Ed25519: seed and public key agree, and it signs', async () => {
+    let generated = 0
+    const subtle = new Proxy(globalThis.crypto.subtle, {
+      get: (target, prop) => {
+        const value = Reflect.get(target, prop)
+        if (prop === 'generateKey') return async (...args: Parameters<SubtleCrypto['generateKey']>) => { generated++; return target.generateKey(...args) }
+        return typeof value === 'function' ? value.bind(target) : value
+      }
+    })
+    const key = await generateIdentityKey(subtle)
+    expect(generated).toBe(1)
+    expect(key.type).toBe('Ed25519')
+    const raw = key.raw
+    expect(raw.length).toBe(64)
+    expect(Buffer.from(raw.subarray(32))).toEqual(Buffer.from(publicKeyOfSeed(raw.subarray(0, 32))))
+    expect(Buffer.from(key.publicKey.raw)).toEqual(Buffer.from(raw.subarray(32)))
+    const msg = new TextEncoder().encode('a noise handshake payload')
+    const sig = await key.sign(msg)
+    // checked by Node's crypto against the public key alone, and by @libp2p/crypto
+    const spki = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(raw.subarray(32)).toString('base64url') }, format: 'jwk' })
+    expect(verify(null, msg, spki, sig)).toBe(true)
+    expect(await publicKeyFromRaw(raw.subarray(32)).verify(msg, sig)).toBe(true)
+    expect(peerIdFromPrivateKey(key).toString()).toMatch(/^12D3KooW/)
+  })
+
+  it('falls back to @libp2p/crypto where Web Crypto has no Ed25519', async () => {
+    const subtle = { generateKey: async () => { throw new DOMException('Algorithm: Unrecognized name', 'NotSupportedError') } } as unknown as SubtleCrypto
+    const key = await generateIdentityKey(subtle)
+    expect(key.type).toBe('Ed25519')
+    expect(Buffer.from(key.raw.subarray(32))).toEqual(Buffer.from(publicKeyOfSeed(key.raw.subarray(0, 32))))
   })
 })
