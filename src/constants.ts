@@ -320,14 +320,6 @@ export const REQUEST_TIMEOUT_MS = 10_000
  */
 export const WEBRTC_MAX_MESSAGE_BYTES = 256 * 1024
 
-/**
- * Noise ephemeral X25519 key pairs a browser node keeps made ahead by Web Crypto (noise-keys.ts):
- * a tab's first handshakes are one with its relay and two per peer (the circuit that signals
- * WebRTC, then the WebRTC connection), and the pool refills in a few ms; a handshake that finds it
- * empty makes its key in JavaScript as before.
- */
-export const NOISE_EPHEMERAL_KEYS_AHEAD = 8
-
 /** Inbound connections per second libp2p accepts from one IP: a room of tabs on one host all connect from one IP. */
 export const INBOUND_CONNECTION_THRESHOLD = 100
 

@@ -10,9 +10,9 @@ import { ping } from '@libp2p/ping'
 import { webRTC } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import { INBOUND_CONNECTION_THRESHOLD, WEBRTC_MAX_MESSAGE_BYTES } from './constants.js'
+import { noiseCrypto } from './noise-crypto.js'
 import { relayRecords } from './relay-discovery.js'
 import { relayReserver } from './reserve.js'
-import type { NoiseKeys } from './noise-keys.js'
 import type { RelayReserver } from './reserve.js'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
@@ -35,8 +35,6 @@ export interface NodeConfigInit {
   dialTimeout: number
   /** reservations to hold: one `/p2p-circuit` listen address each */
   maxRelays: number
-  /** noise's key pairs made by Web Crypto where it can (noise-keys.ts) @default noise's own */
-  noiseKeys?: Pick<NoiseKeys, 'crypto' | 'staticNoiseKey'>
 }
 
 export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeServices> {
@@ -69,8 +67,8 @@ export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeSer
       // reservations on relays, and the limited circuit used to signal WebRTC
       circuitRelayTransport({ discoveryFilter: relays.reservationFilter })
     ],
-    // X25519 keys from Web Crypto in browsers that have it, not from JavaScript (noise-keys.ts)
-    connectionEncrypters: [noise({ crypto: init.noiseKeys?.crypto, staticNoiseKey: init.noiseKeys?.staticNoiseKey })],
+    // in browsers, X25519 public keys by the Montgomery ladder: no table building on the way to the relay (noise-crypto.ts)
+    connectionEncrypters: [noise({ crypto: noiseCrypto() })],
     streamMuxers: [yamux()],
     connectionGater: {
       // browsers deny private and ws:// addresses by default; a local relay needs both, and

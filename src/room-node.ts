@@ -17,7 +17,6 @@ import { loadExtensions } from './extensions.js'
 import { resolveIceServers } from './ice.js'
 import { resolveIdentity } from './identity.js'
 import { roomNodeConfig } from './node-config.js'
-import { noiseKeys } from './noise-keys.js'
 import { deriveRoomSecrets } from './private-room.js'
 import { connectToRelay, parseRelayAddrs } from './relay-dial.js'
 import { RelaySet } from './relays.js'
@@ -257,13 +256,10 @@ export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKe
   // fetched while we reach the relay; awaited once we did
   const extensions = loadExtensions()
   extensions.catch(() => {})
-  // made by Web Crypto meanwhile where it can (noise-keys.ts)
-  const keys = noiseKeys()
   const iceServers = await resolveIceServers(options.iceServers, options.iceServersUrl)
   const identity = await resolveIdentity(options.identity, privateKey)
   const libp2p = await createLibp2p<RoomNodeServices>(roomNodeConfig({
     privateKey: identity.privateKey,
-    noiseKeys: await keys,
     iceServers,
     iceTransportPolicy: options.iceTransportPolicy,
     dialTimeout: options.dialTimeout,
