@@ -88,8 +88,11 @@ export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeSer
       abortConnectionOnPingFailure: false
     },
     services: {
-      // required by the WebRTC transport and the relay to learn protocols and addresses
-      identify: identify(),
+      // required by the WebRTC transport and the relay to learn protocols and addresses; not over
+      // a circuit (a limited connection), which only signals WebRTC and closes: each side's
+      // identify there cost a stream, a signed peer record and a peer store update per peer met,
+      // on the meeting's path through the relay, and the WebRTC connection identifies anyway
+      identify: identify({ runOnLimitedConnection: false }),
       // the connection monitor and room RTT measurements
       ping: ping(),
       // room traffic (over direct connections) and discovery announcements (through the relay)

@@ -47,6 +47,25 @@ describe('room over a real relay', () => {
     expect(new TextDecoder().decode((await atA).data)).toBe('from b')
   })
 
+  it('signals WebRTC over the circuit without running identify on it', async () => {
+    const nodes = await Promise.all([0, 1].map(async () => createRoomNode({ relays: [relayAddr] })))
+    // stopped after the test even if joining fails
+    members = nodes.map((node) => ({ node, room: undefined as unknown as Room }))
+    // identify over a circuit cost each side a stream, a signed peer record and a peer store
+    // update per peer met, on the meeting's path through the relay (src/node-config.ts)
+    const identified: Array<{ peer: string, limited: boolean }> = []
+    for (const node of nodes) {
+      node.libp2p.addEventListener('peer:identify', (e) => { identified.push({ peer: e.detail.peerId.toString(), limited: e.detail.connection.limits != null }) })
+    }
+    const name = uniqueRoom('no-identify-on-circuit')
+    const rooms = await Promise.all(nodes.map(async (node) => node.joinRoom(name)))
+    members = nodes.map((node, i) => ({ node, room: rooms[i] }))
+    await Promise.all([joinedAll(rooms[0], [nodes[1].peerId]), joinedAll(rooms[1], [nodes[0].peerId])])
+    await expect.poll(() => identified.filter((i) => i.peer === nodes[0].peerId || i.peer === nodes[1].peerId).length, { timeout: 10_000 }).toBeGreaterThanOrEqual(2)
+    const betweenThem = identified.filter((i) => i.peer === nodes[0].peerId || i.peer === nodes[1].peerId)
+    expect(betweenThem.filter((i) => i.limited)).toEqual([])
+  })
+
   it('counts messages and reports each peer\'s path, dials and round-trip time', async () => {
     members = await roomOf(2, relayAddr, uniqueRoom('stats'))
     const [a, b] = members
