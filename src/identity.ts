@@ -69,17 +69,19 @@ export async function resolveIdentity (kind: IdentityKind, supplied?: PrivateKey
  * (@libp2p/crypto's `hashAndSign`), so a tab then never runs noble's Ed25519 at all.
  */
 export async function generateIdentityKey (subtle: SubtleCrypto | undefined = globalThis.crypto?.subtle): Promise<PrivateKey> {
-  try {
-    if (subtle === undefined) throw new Error('no Web Crypto')
-    const pair = await subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']) as CryptoKeyPair
-    const { d, x } = await subtle.exportKey('jwk', pair.privateKey)
-    const seed = fromString(d ?? '', 'base64url')
-    const publicKey = fromString(x ?? '', 'base64url')
-    // @libp2p/crypto's raw Ed25519 private key: the seed, then its public key
-    if (seed.length === 32 && publicKey.length === 32) return privateKeyFromRaw(concat([seed, publicKey], 64))
-  } catch {
-    // no Ed25519 in this Web Crypto (older browsers, insecure contexts): noble below
+  if (subtle !== undefined) {
+    try {
+      const pair = await subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']) as CryptoKeyPair
+      const { d, x } = await subtle.exportKey('jwk', pair.privateKey)
+      const seed = fromString(d ?? '', 'base64url')
+      const publicKey = fromString(x ?? '', 'base64url')
+      // @libp2p/crypto's raw Ed25519 private key: the seed, then its public key
+      if (seed.length === 32 && publicKey.length === 32) return privateKeyFromRaw(concat([seed, publicKey], 64))
+    } catch {
+      // no Ed25519 in this Web Crypto (older browsers): noble below
+    }
   }
+  // no Web Crypto at all (insecure contexts), or no Ed25519 in it
   return generateKeyPair('Ed25519')
 }
 
