@@ -13,7 +13,7 @@
 import { TraceMap, originalPositionFor } from '@jridgewell/trace-mapping'
 import { describe, expect, inject, it } from 'vitest'
 import { launchChromium } from '../browser/tabs.js'
-import type { BenchProgress } from './fixture/record.js'
+import { followProgress } from './progress.js'
 
 const relayAddr = inject('relayAddr')
 const benchUrl = inject('benchUrl')
@@ -33,21 +33,14 @@ describe.skipIf(TABS < 1)('meeting CPU profile', () => {
       for (let run = 0; run < RUNS; run++) {
         const url = `${benchUrl}rooms.html?relay=${encodeURIComponent(relayAddr)}&room=profile-${run}-${Date.now()}&hello=1`
         const pages = await Promise.all(Array.from({ length: TABS }, async () => (await browser.newContext()).newPage()))
-        // told by the page when it heard from everyone (fixture/record.ts), not polled: polling
-        // would land in the very profile it waits for
-        const heard = new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => { reject(new Error(`not heard from ${TABS - 1} tabs within 120 s`)) }, 120_000)
-          void pages[0].exposeFunction('benchProgress', (p: BenchProgress) => {
-            if (p.error !== undefined) reject(new Error(p.error))
-            if (p.first >= TABS - 1) { clearTimeout(timer); resolve() }
-          })
-        })
+        // told by the page, not polled: polling would land in the very profile it waits for
+        const followed = await followProgress(pages[0])
         const cdp = await pages[0].context().newCDPSession(pages[0])
         await cdp.send('Profiler.enable')
         await cdp.send('Profiler.setSamplingInterval', { interval: 200 })
         await cdp.send('Profiler.start')
         await Promise.all(pages.map(async (p) => p.goto(url)))
-        await heard
+        await followed.until((p) => p.first >= TABS - 1, 120_000, `hearing from ${TABS - 1} tabs`)
         const { profile } = await cdp.send('Profiler.stop')
         await Promise.all(pages.map(async (p) => { await p.context().close() }))
         for (const node of profile.nodes) {

@@ -25,7 +25,9 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { writeResults } from './results.js'
 import { launchChromium } from '../browser/tabs.js'
-import type { BenchProgress, BenchRecord } from './fixture/record.js'
+import { followProgress } from './progress.js'
+import type { BenchRecord } from './fixture/record.js'
+import type { PageProgress } from './progress.js'
 import type { Browser, Page } from 'playwright-core'
 
 const relayAddr = inject('relayAddr')
@@ -52,21 +54,14 @@ function tabUrl (system: SystemName, batch: string, i: number, dial: number[], h
   return `${benchUrl}peerjs.html?server=${peerServer}&id=${batch}-${i}&dial=${dial.map((k) => `${batch}-${k}`).join(',')}${h}`
 }
 
-/** What each page last reported of its progress (fixture/record.ts `benchProgress`), and who waits on it. */
-const progress = new WeakMap<Page, BenchProgress & { wake: Set<() => void> }>()
+/** Each page's progress, followed on its own events (progress.ts). */
+const progress = new WeakMap<Page, PageProgress>()
 
 /** Opens every URL in its own context, then navigates all at once: tabs opened together. */
 async function openTogether (browser: Browser, urls: string[]): Promise<Page[]> {
   const pages = await Promise.all(urls.map(async () => (await browser.newContext()).newPage()))
   for (const page of pages) page.on('pageerror', (err) => { console.error(`[bench tab] ${err.message}`) })
-  await Promise.all(pages.map(async (page) => {
-    const state = { joined: 0, first: 0, wake: new Set<() => void>() }
-    progress.set(page, state)
-    await page.exposeFunction('benchProgress', (p: BenchProgress) => {
-      Object.assign(state, p)
-      for (const wake of state.wake) wake()
-    })
-  }))
+  await Promise.all(pages.map(async (page) => { progress.set(page, await followProgress(page)) }))
   await Promise.all(pages.map(async (page, i) => { await page.goto(urls[i]) }))
   return pages
 }
@@ -79,21 +74,10 @@ const rec = async (page: Page): Promise<BenchRecord> => page.evaluate(() => wind
 
 /** Waits until `page` reached `count` peers (and, with `messages`, heard from them). */
 async function waitReached (page: Page, count: number, messages = false): Promise<void> {
-  const state = progress.get(page)
-  if (state === undefined) throw new Error('waitReached needs a page opened by openTogether')
-  let check = (): void => {}
-  let timer: ReturnType<typeof setTimeout> | undefined
+  const followed = progress.get(page)
+  if (followed === undefined) throw new Error('waitReached needs a page opened by openTogether')
   try {
-    // on the page's own events (benchProgress), not by polling it: see fixture/record.ts
-    await new Promise<void>((resolve, reject) => {
-      check = () => {
-        if (state.error !== undefined) reject(new Error(state.error))
-        else if ((messages ? state.first : state.joined) >= count) resolve()
-      }
-      timer = setTimeout(() => { reject(new Error(`not reached ${count} peers within ${TIMEOUT} ms`)) }, TIMEOUT)
-      state.wake.add(check)
-      check()
-    })
+    await followed.until((p) => (messages ? p.first : p.joined) >= count, TIMEOUT, `reaching ${count} peers`)
   } catch (err: any) {
     // say where a stalled meeting stands: whom this tab reached, and its view of every other peer
     const where = await page.evaluate(() => {
@@ -103,9 +87,6 @@ async function waitReached (page: Page, count: number, messages = false): Promis
       return `peer ${r?.peerId?.slice(-6)} reached ${Object.keys(r?.joined ?? {}).length}; ${peers.join('; ')}`
     }).catch(() => 'page gone')
     throw new Error(`${err?.message ?? err}\n${where}`)
-  } finally {
-    clearTimeout(timer)
-    state.wake.delete(check)
   }
 }
 
