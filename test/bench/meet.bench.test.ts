@@ -17,8 +17,8 @@
  * - all send: 6 tabs each sending 10 messages/s for 10 s; latency, and every message once
  * - round trip: 2 tabs, sequential pings
  *
- * Ours also reports the median of each meeting phase (`room.stats().peers[id].timeline`) for 2 and
- * 6 tabs, in ms from navigation. Results: printed, and written to bench-results/meet.json and .md.
+ * Both report the median of each meeting phase for 2 and 6 tabs, in ms from navigation: ours every
+ * phase of `room.stats().peers[id].timeline`, PeerJS its app's (script start, OPEN, open, first). Results: printed, and written to bench-results/meet.json and .md.
  * Knobs: BENCH_MEET_RUNS (9), BENCH_MESH_RUNS (5), BENCH_MESH10_RUNS (3), BENCH_PINGS (200),
  * BENCH_SYSTEMS (`ours,peerjs`).
  */
@@ -99,7 +99,7 @@ async function waitData (page: Page, count: number, from?: string): Promise<void
 
 interface Stat { n: number, p50: number, p90: number, p99: number }
 const results: Record<string, Partial<Record<SystemName, Stat>>> = {}
-const phases: Record<string, Record<string, Stat>> = {}
+const phases: Record<string, Partial<Record<SystemName, Record<string, Stat>>>> = {}
 const samples: Record<string, Partial<Record<SystemName, number[]>>> = {}
 
 function stat (values: number[]): Stat {
@@ -116,26 +116,31 @@ function record (measure: string, system: SystemName, values: number[]): void {
   ;(results[measure] ??= {})[system] = stat(values)
 }
 
-/** Ours: per meeting phase, when each peer reached it, in ms from this tab's navigation. */
+/**
+ * Per meeting phase, when each peer reached it, in ms from this tab's navigation. PeerJS has only
+ * the app's own phases: script start, the PeerServer's OPEN (`ready`), the data connection's
+ * `open` (`joined`) and the first message.
+ */
 async function phaseTimes (page: Page): Promise<Record<string, number[]>> {
   const out: Record<string, number[]> = {}
   const { r, stats } = await page.evaluate(() => ({ r: window.bench.rec, stats: window.bench.stats?.() as any }))
   const push = (k: string, v: number | undefined): void => { if (v !== undefined) (out[k] ??= []).push(v) }
   push('script start', r.scriptStart)
-  push('relay connected (createRoomNode)', r.ready)
+  push('server connected (ours: createRoomNode, PeerJS: open)', r.ready)
   push('joinRoom', r.roomJoined)
   push('reserved', r.reserved)
   for (const peer of Object.values(stats?.peers ?? {}) as any[]) {
     for (const [phase, t] of Object.entries(peer.timeline ?? {})) push(phase, (r.roomJoined ?? 0) + (t as number))
   }
+  if (stats === undefined) for (const t of Object.values(r.joined)) push('joined', t)
   for (const t of Object.values(r.first)) push('first message', t)
   return out
 }
 
-function recordPhases (label: string, all: Array<Record<string, number[]>>): void {
+function recordPhases (label: string, system: SystemName, all: Array<Record<string, number[]>>): void {
   const merged: Record<string, number[]> = {}
   for (const one of all) for (const [k, v] of Object.entries(one)) (merged[k] ??= []).push(...v)
-  phases[label] = Object.fromEntries(Object.entries(merged).map(([k, v]) => [k, stat(v)]))
+  ;(phases[label] ??= {})[system] = Object.fromEntries(Object.entries(merged).map(([k, v]) => [k, stat(v)]))
 }
 
 function table (): string {
@@ -147,10 +152,14 @@ function table (): string {
     const n = Object.values(by).map((s) => s?.n).join('/')
     lines.push(`| ${measure} (n ${n}) | ${fmt(by.ours)} | ${fmt(by.peerjs)} | ${ratio} |`)
   }
-  for (const [label, byPhase] of Object.entries(phases)) {
-    lines.push('', `Meeting phases, ours, ${label} (median ms from navigation, over every tab and peer):`, '', '| phase | p50 | p90 |', '| --- | --: | --: |')
-    const order = ['script start', 'relay connected (createRoomNode)', 'joinRoom', 'reserved', 'discovered', 'dialStarted', 'relayed', 'signaled', 'connected', 'identified', 'streamReady', 'heard', 'joined', 'first message']
-    for (const k of order) if (byPhase[k] !== undefined) lines.push(`| ${k} | ${byPhase[k].p50} | ${byPhase[k].p90} |`)
+  for (const [label, bySystem] of Object.entries(phases)) {
+    lines.push('', `Meeting phases, ${label} (ms from navigation, over every tab and peer; PeerJS has only its app's phases):`, '',
+      '| phase | ours p50 | ours p90 | PeerJS p50 | PeerJS p90 |', '| --- | --: | --: | --: | --: |')
+    const order = ['script start', 'server connected (ours: createRoomNode, PeerJS: open)', 'joinRoom', 'reserved', 'discovered', 'dialStarted', 'relayed', 'signaled', 'connected', 'identified', 'streamReady', 'heard', 'joined', 'first message']
+    const cell = (s?: Stat): string => s === undefined ? '— | —' : `${s.p50} | ${s.p90}`
+    for (const k of order) {
+      if (bySystem.ours?.[k] !== undefined || bySystem.peerjs?.[k] !== undefined) lines.push(`| ${k} | ${cell(bySystem.ours?.[k])} | ${cell(bySystem.peerjs?.[k])} |`)
+    }
   }
   return lines.join('\n')
 }
@@ -174,12 +183,12 @@ describe('bench: meeting and delivery, beside PeerJS', () => {
         const pages = await openTogether(browser, batchUrls(system, `meet${system}${Date.now()}`, 2, true))
         await Promise.all(pages.map(async (p) => { await waitReached(p, 1, true) }))
         for (const p of pages) times.push(...Object.values((await rec(p)).first))
-        if (system === 'ours') for (const p of pages) phaseRuns.push(await phaseTimes(p))
+        for (const p of pages) phaseRuns.push(await phaseTimes(p))
         if (r < MEET_RUNS - 1) await closeAll(pages)
         else last = pages
       }
       record('2 tabs opened together → first message', system, times)
-      if (system === 'ours') recordPhases('2 tabs', phaseRuns)
+      recordPhases('2 tabs', system, phaseRuns)
       const other = (await rec(last[1])).peerId ?? ''
       record('2 tabs: message round trip', system, await last[0].evaluate(async ([id, n]) => window.bench.rtt(id, n), [other, PINGS] as const))
       await closeAll(last)
@@ -199,7 +208,7 @@ describe('bench: meeting and delivery, beside PeerJS', () => {
         await Promise.all(pages.map(async (p) => { await waitReached(p, 5) }))
         const recs = await Promise.all(pages.map(rec))
         meet.push(Math.max(...recs.map((x) => x.origin + Math.max(...Object.values(x.joined)))) - Math.min(...recs.map((x) => x.origin)))
-        if (system === 'ours') for (const p of pages) phaseRuns.push(await phaseTimes(p))
+        for (const p of pages) phaseRuns.push(await phaseTimes(p))
 
         if (r < 2) {
           // one sender at 50 msg/s
@@ -229,7 +238,7 @@ describe('bench: meeting and delivery, beside PeerJS', () => {
       record('7th tab into a settled 6 → reaches all 6', system, join7)
       record('6 tabs, one sender at 50 msg/s: one-way latency', system, oneWay)
       record('6 tabs, each sending 10 msg/s for 10 s: latency', system, allSend)
-      if (system === 'ours') recordPhases('6 tabs', phaseRuns)
+      recordPhases('6 tabs', system, phaseRuns)
     }
   })
 
