@@ -236,9 +236,8 @@ export class FrameSender {
     // no signal: libp2p then bounds the protocol negotiation with its own timeout, which a
     // sender-lifetime signal would replace with none. `negotiateFully: false` asks for optimistic
     // negotiation (the protocol name going out with the first frame, no round trip before it), as
-    // @libp2p/interface 3.3.0 documents it; libp2p 3.3.11 with @libp2p/multistream-select 7.0.28
-    // does not implement it (`select` always waits for the reply), so opening costs a round trip
-    // for now and the option is kept for when it is honoured again
+    // @libp2p/interface 3.3.0 documents it; @libp2p/multistream-select 7.0.28 ignores it, and our
+    // patch of it (patches/) selects every single protocol optimistically anyway
     const opening = conn.newStream(this.protocol, { runOnLimitedConnection: false, negotiateFully: false })
     const stream = await untilAborted(opening, this.signal, (late) => { late.abort(asError(this.signal?.reason)) })
     this.log('opened %s stream %s to %s', this.protocol, stream.id, peer)

@@ -110,7 +110,12 @@ export async function echo (conn: Connection, bytes: number): Promise<void> {
   })
   for (let sent = 0; sent < bytes; sent += 1024) stream.send(new Uint8Array(Math.min(1024, bytes - sent)))
   await done
+  // closed both ways before it returns: ping allows one outbound stream per connection, and with
+  // optimistic protocol selection the next stream is counted before any round trip could let the
+  // remote's end of this one arrive
+  const ended = new Promise<void>((resolve) => { stream.addEventListener('close', () => { resolve() }, { once: true }) })
   await stream.close().catch(() => {})
+  if (stream.status !== 'closed' && stream.status !== 'aborted' && stream.status !== 'reset') await ended
 }
 
 /** This machine's first non-loopback IPv4 address: a second source address for per-IP tests. */
