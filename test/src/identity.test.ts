@@ -115,6 +115,19 @@ describe('identity', () => {
     again.release()
   })
 
+  it('does not wait for the lock of a fresh tab key, but asks for it before storing the key', async () => {
+    // the lock manager is the browser process, busy while tabs start: its grant took 25-90 ms
+    const order: string[] = []
+    const storage = memoryStorage()
+    const setItem = storage.setItem
+    storage.setItem = (k, v) => { order.push('store'); setItem(k, v) }
+    const silent = { request: async () => { order.push('lock'); return await new Promise(() => {}) }, query: async () => ({}) } as unknown as LockManager
+    const resolved = await resolveIdentity('tab', undefined, { sessionStorage: storage, locks: silent })
+    expect(resolved.identity.kind).toBe('tab')
+    expect(order).toEqual(['lock', 'store'])
+    expect(storage.getItem(TAB_IDENTITY_STORAGE_KEY)).not.toBeNull()
+  })
+
   it('takes a stored key released within the wait, as after a reload', async () => {
     const { tab } = browser()
     const env = tab()
