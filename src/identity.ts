@@ -167,17 +167,8 @@ async function request<T> (req: IDBRequest<T>): Promise<T> {
  * as it unloads, shortly after the new page may already ask for it.
  */
 async function locked (locks: LockManager, key: PrivateKey, kind: RoomNodeIdentity['kind'], restored: boolean, waitMs: number): Promise<ResolvedIdentity | undefined> {
-  const peerId = peerIdFromPrivateKey(key).toString()
-  let release!: () => void
-  const held = new Promise<void>((resolve) => { release = resolve })
-  const granted = await new Promise<boolean>((resolve) => {
-    const options: LockOptions = waitMs > 0 ? { signal: AbortSignal.timeout(waitMs) } : { ifAvailable: true }
-    locks.request(identityLockName(peerId), options, async (lock) => {
-      resolve(lock !== null)
-      if (lock !== null) await held
-    }).catch(() => { resolve(false) })
-  })
-  if (!granted) return undefined
+  const { peerId, granted, release } = requestLock(locks, key, waitMs > 0 ? { signal: AbortSignal.timeout(waitMs) } : { ifAvailable: true })
+  if (!await granted) return undefined
   return { privateKey: key, identity: { kind, peerId, restored }, release }
 }
 
@@ -189,13 +180,22 @@ async function locked (locks: LockManager, key: PrivateKey, kind: RoomNodeIdenti
  * to storage, so a tab that copies it later (a duplicated tab) asks after us and finds it taken.
  */
 function lockFresh (locks: LockManager, key: PrivateKey, kind: RoomNodeIdentity['kind']): ResolvedIdentity {
+  const { peerId, release } = requestLock(locks, key, { ifAvailable: true })
+  return { privateKey: key, identity: { kind, peerId, restored: false }, release }
+}
+
+/** Asks for `key`'s Web Lock now, held until `release()`; `granted` says whether it was. */
+function requestLock (locks: LockManager, key: PrivateKey, options: LockOptions): { peerId: string, granted: Promise<boolean>, release: () => void } {
   const peerId = peerIdFromPrivateKey(key).toString()
   let release!: () => void
   const held = new Promise<void>((resolve) => { release = resolve })
-  locks.request(identityLockName(peerId), { ifAvailable: true }, async (lock) => {
-    if (lock !== null) await held
-  }).catch(() => {})
-  return { privateKey: key, identity: { kind, peerId, restored: false }, release }
+  const granted = new Promise<boolean>((resolve) => {
+    locks.request(identityLockName(peerId), options, async (lock) => {
+      resolve(lock !== null)
+      if (lock !== null) await held
+    }).catch(() => { resolve(false) })
+  })
+  return { peerId, granted, release }
 }
 
 function unlocked (key: PrivateKey, kind: RoomNodeIdentity['kind'], restored: boolean): ResolvedIdentity {
