@@ -388,7 +388,13 @@ export async function request (
     reading.catch(() => {})
     // a single small frame; closing the writable end waits until it was handed over
     stream.send(lengthPrefixed(req))
-    await Promise.all([stream.close({ signal }), reading])
+    const closing = stream.close({ signal })
+    closing.catch(() => {})
+    // the response decides: a responder that answered, or refused, may close the stream before
+    // our end's close goes out (which, with optimistic protocol selection, waits for its echo),
+    // and a close failing then changes nothing
+    await reading
+    await closing.catch((err: unknown) => { if (stream.status === 'open') throw err })
     return frames
   } catch (err) {
     stream.abort(asError(err))
