@@ -18,7 +18,8 @@
  * - round trip: 2 tabs, sequential pings
  *
  * Both report the median of each meeting phase for 2 and 6 tabs, in ms from navigation: ours every
- * phase of `room.stats().peers[id].timeline`, PeerJS its app's (script start, OPEN, open, first). Results: printed, and written to bench-results/meet.json and .md.
+ * phase of `room.stats().peers[id].timeline`, PeerJS its app's (script start, OPEN, open, first).
+ * Results: printed, and written to bench-results/meet.json and .md.
  * Knobs: BENCH_MEET_RUNS (9), BENCH_MESH_RUNS (5), BENCH_MESH10_RUNS (3), BENCH_PINGS (200),
  * BENCH_SYSTEMS (`ours,peerjs`).
  */
@@ -101,6 +102,8 @@ interface Stat { n: number, p50: number, p90: number, p99: number }
 const results: Record<string, Partial<Record<SystemName, Stat>>> = {}
 const phases: Record<string, Partial<Record<SystemName, Record<string, Stat>>>> = {}
 const samples: Record<string, Partial<Record<SystemName, number[]>>> = {}
+/** The phase both apps have when they reach their server: ours a relay, PeerJS its PeerServer. */
+const SERVER_CONNECTED = 'server connected (ours: createRoomNode, PeerJS: open)'
 
 function stat (values: number[]): Stat {
   const sorted = [...values].sort((a, b) => a - b)
@@ -126,7 +129,7 @@ async function phaseTimes (page: Page): Promise<Record<string, number[]>> {
   const { r, stats } = await page.evaluate(() => ({ r: window.bench.rec, stats: window.bench.stats?.() as any }))
   const push = (k: string, v: number | undefined): void => { if (v !== undefined) (out[k] ??= []).push(v) }
   push('script start', r.scriptStart)
-  push('server connected (ours: createRoomNode, PeerJS: open)', r.ready)
+  push(SERVER_CONNECTED, r.ready)
   push('joinRoom', r.roomJoined)
   push('reserved', r.reserved)
   for (const peer of Object.values(stats?.peers ?? {}) as any[]) {
@@ -155,7 +158,7 @@ function table (): string {
   for (const [label, bySystem] of Object.entries(phases)) {
     lines.push('', `Meeting phases, ${label} (ms from navigation, over every tab and peer; PeerJS has only its app's phases):`, '',
       '| phase | ours p50 | ours p90 | PeerJS p50 | PeerJS p90 |', '| --- | --: | --: | --: | --: |')
-    const order = ['script start', 'server connected (ours: createRoomNode, PeerJS: open)', 'joinRoom', 'reserved', 'discovered', 'dialStarted', 'relayed', 'signaled', 'connected', 'identified', 'streamReady', 'heard', 'joined', 'first message']
+    const order = ['script start', SERVER_CONNECTED, 'joinRoom', 'reserved', 'discovered', 'dialStarted', 'relayed', 'signaled', 'connected', 'identified', 'streamReady', 'heard', 'joined', 'first message']
     const cell = (s?: Stat): string => s === undefined ? '— | —' : `${s.p50} | ${s.p90}`
     for (const k of order) {
       if (bySystem.ours?.[k] !== undefined || bySystem.peerjs?.[k] !== undefined) lines.push(`| ${k} | ${cell(bySystem.ours?.[k])} | ${cell(bySystem.peerjs?.[k])} |`)
