@@ -8,12 +8,13 @@ import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { webRTC } from '@libp2p/webrtc'
-import { webSockets } from '@libp2p/websockets'
 import { INBOUND_CONNECTION_THRESHOLD, WEBRTC_MAX_MESSAGE_BYTES } from './constants.js'
 import { noiseCrypto } from './noise-crypto.js'
 import { relayRecords } from './relay-discovery.js'
 import { relayReserver } from './reserve.js'
+import { preconnectedWebSockets } from './ws-preconnect.js'
 import type { RelayReserver } from './reserve.js'
+import type { PreconnectedSockets } from './ws-preconnect.js'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { PeerDiscovery, PrivateKey } from '@libp2p/interface'
@@ -35,6 +36,8 @@ export interface NodeConfigInit {
   dialTimeout: number
   /** reservations to hold: one `/p2p-circuit` listen address each */
   maxRelays: number
+  /** relay sockets opened before the node was made, for the WebSocket transport to take (ws-preconnect.ts) */
+  preconnected: PreconnectedSockets
 }
 
 export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeServices> {
@@ -52,8 +55,9 @@ export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeSer
       ]
     },
     transports: [
-      // the only way a browser reaches the relay
-      webSockets(),
+      // the only way a browser reaches the relay; it takes the socket `createRoomNode` opened to
+      // the relay while this node was being made (ws-preconnect.ts)
+      preconnectedWebSockets(init.preconnected),
       // the direct, unlimited peer-to-peer path that carries room traffic
       webRTC({
         // data channel messages of 256 KiB instead of @libp2p/webrtc's 16 KiB: a file chunk is one message

@@ -23,6 +23,7 @@ import { RelaySet } from './relays.js'
 import { RoomImpl } from './room.js'
 import { FrameSender, handleFrames, handleRequests, request } from './streams.js'
 import { decodeLabelled, roomTopics } from './wire.js'
+import { PreconnectedSockets } from './ws-preconnect.js'
 import type { Extensions } from './extensions.js'
 import type { FileService } from './files/service.js'
 // media (issue 11, src/media/)
@@ -31,6 +32,7 @@ import type { RoomContext, RoomSettings } from './room.js'
 import type { JoinRoomInit, ResolvedRoomNodeOptions, Room, RoomNode, RoomNodeIdentity } from './index.js'
 import type { RoomNodeServices } from './node-config.js'
 import type { Logger, PrivateKey, Startable } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from 'libp2p'
 
 export class RoomNodeImpl implements RoomNode, Startable {
@@ -253,6 +255,18 @@ export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKe
   const createdAt = performance.now()
   const startedAt = Date.now()
   const relays = parseRelayAddrs(options.relays)
+  // the relays' sockets open while we make our key and node; the transport takes them (ws-preconnect.ts)
+  const preconnected = new PreconnectedSockets({ ttl: options.reservationTimeout })
+  preconnected.open(relays)
+  try {
+    return await startWithRelays(options, relays, preconnected, createdAt, startedAt, privateKey)
+  } finally {
+    // taken by now, or never will be: a failed start, or a relay dialled some other way
+    preconnected.close()
+  }
+}
+
+async function startWithRelays (options: ResolvedRoomNodeOptions, relays: Multiaddr[], preconnected: PreconnectedSockets, createdAt: number, startedAt: number, privateKey?: PrivateKey): Promise<RoomNodeImpl> {
   // fetched while we reach the relay; awaited once we did
   const extensions = loadExtensions()
   extensions.catch(() => {})
@@ -263,7 +277,8 @@ export async function startRoomNode (options: ResolvedRoomNodeOptions, privateKe
     iceServers,
     iceTransportPolicy: options.iceTransportPolicy,
     dialTimeout: options.dialTimeout,
-    maxRelays: options.maxRelays
+    maxRelays: options.maxRelays,
+    preconnected
   })).catch((err) => { identity.release(); throw err })
   // the key stays this page's (its Web Lock held) until the node stops, including a failed start below
   libp2p.addEventListener('stop', identity.release, { once: true })
