@@ -425,6 +425,15 @@ export const MAX_STREAMS_PER_PEER = 16
 /** Signalling frames held for a peer that is not a joined member yet (its offer can beat its hello). */
 export const MAX_EARLY_MEDIA_FRAMES = 64
 
+/**
+ * Media signals waiting for one member while its direct connection heals (an SDP and its ICE
+ * candidates are about a dozen); past it, new signals to that member are dropped and logged.
+ */
+export const MAX_MEDIA_OUTBOX_FRAMES = 256
+
+/** A media signal whose stream failed while its member still looked direct is tried again after this long, in ms. */
+export const MEDIA_SIGNAL_RETRY_MS = 250
+
 /** Peers whose early signalling frames a room holds at once. */
 export const MAX_EARLY_MEDIA_PEERS = 32
 

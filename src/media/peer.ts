@@ -158,6 +158,16 @@ export class MediaPeer {
     })
   }
 
+  /**
+   * Sends our offer again if it is still waiting for its answer: the connection that carried it
+   * (or the answer) dropped. A peer that had it applies it again and answers again.
+   */
+  resendOffer (): void {
+    if (this.closed || this.makingOffer || this.pc.signalingState !== 'have-local-offer') return
+    this.init.log('resending our offer')
+    this.sendDescription()
+  }
+
   private sendDescription (): void {
     const d = this.pc.localDescription
     if (d === null || (d.type !== 'offer' && d.type !== 'answer')) return

@@ -7,8 +7,14 @@
  * - in a `'one-way'` room only the host's streams are delivered; a stream from a member that is
  *   not (or no longer) the host is refused or ended, and delivered if it becomes the host;
  * - a member that leaves ends its streams; a member that joins gets the streams being sent.
+ *
+ * Signals to a member go out in order through its outbox. One that cannot be sent (its direct
+ * connection dropped and is healing) stays there with every signal after it, and they go out, in
+ * order, once the member is direct again: perfect negotiation takes a late signal like a slow
+ * network's, never a missing one. A member back from a heal also gets the streams added while it
+ * was away, and our offer again if no answer came.
  */
-import { MAX_EARLY_MEDIA_FRAMES, MAX_EARLY_MEDIA_PEERS, MAX_STREAMS_PER_PEER, MEDIA_STATS_INTERVAL_MS } from '../constants.js'
+import { MAX_EARLY_MEDIA_FRAMES, MAX_EARLY_MEDIA_PEERS, MAX_MEDIA_OUTBOX_FRAMES, MAX_STREAMS_PER_PEER, MEDIA_SIGNAL_RETRY_MS, MEDIA_STATS_INTERVAL_MS } from '../constants.js'
 import { InvalidMediaError, PeerNotFoundError, RoomClosedError, SessionTypeError } from '../errors.js'
 import { MediaPeer } from './peer.js'
 import { metadataProblem } from './wire.js'
@@ -25,8 +31,8 @@ export interface MediaRoom {
   /** The room's key: the label of every signalling frame. */
   readonly topics: { room: string }
   peers(): RoomPeer[]
-  addEventListener(type: 'peer:join' | 'peer:leave' | 'host:change', listener: (evt: CustomEvent<any>) => void): void
-  removeEventListener(type: 'peer:join' | 'peer:leave' | 'host:change', listener: (evt: CustomEvent<any>) => void): void
+  addEventListener(type: 'peer:join' | 'peer:update' | 'peer:leave' | 'host:change', listener: (evt: CustomEvent<any>) => void): void
+  removeEventListener(type: 'peer:join' | 'peer:update' | 'peer:leave' | 'host:change', listener: (evt: CustomEvent<any>) => void): void
   safeDispatchEvent(type: keyof RoomMediaEvents, init: { detail: RoomMediaEvents[keyof RoomMediaEvents]['detail'] }): boolean
 }
 
@@ -34,7 +40,12 @@ export interface MediaRoom {
 export interface MediaNode {
   /** ICE servers (TURN credentials included) and `iceTransportPolicy` of the node. */
   config: RTCConfiguration
-  /** Sends a signal to `peer` for this room, over our direct connection to it. */
+  /**
+   * Sends a signal to `peer` for this room, over our direct connection to it.
+   *
+   * @throws FrameTooLargeError for a signal over the frame limit; stream errors (NotDirectError
+   * among them) when there is no direct connection to send it on
+   */
   send: (peer: string, label: string, msg: MediaSignal) => Promise<void>
   log: (fmt: string, ...args: unknown[]) => void
   onClose: (session: RoomMediaSession) => void
@@ -68,6 +79,12 @@ interface Member {
   /** its media session (`s` of its signals): another one is a new page under the same peer ID */
   session?: string
   refused: number
+  /** signals to it not sent yet, in order: the first is being sent, or failed and waits for a heal */
+  outbox: MediaSignal[]
+  /** the outbox is being sent */
+  flushing: boolean
+  /** a failed signal is tried again (the member still looked direct) */
+  retry?: ReturnType<typeof setTimeout>
 }
 
 export class RoomMediaSession {
@@ -86,6 +103,7 @@ export class RoomMediaSession {
     this.room = room
     this.node = node
     room.addEventListener('peer:join', this.onJoin)
+    room.addEventListener('peer:update', this.onUpdate)
     room.addEventListener('peer:leave', this.onLeave)
     room.addEventListener('host:change', this.onHostChange)
   }
@@ -145,6 +163,7 @@ export class RoomMediaSession {
     this.closed = true
     clearInterval(this.statsTimer)
     this.room.removeEventListener('peer:join', this.onJoin)
+    this.room.removeEventListener('peer:update', this.onUpdate)
     this.room.removeEventListener('peer:leave', this.onLeave)
     this.room.removeEventListener('host:change', this.onHostChange)
     for (const peer of [...this.members.keys()]) this.drop(peer)
@@ -208,13 +227,40 @@ export class RoomMediaSession {
 
   private readonly onJoin = (evt: CustomEvent<{ peerId: string }>): void => {
     const peer = evt.detail.peerId
+    this.replayEarly(peer)
+    // our session ID, so that a page of ours that restarts is told apart from this one even if
+    // it has nothing to send (restart)
+    this.send(peer, { t: 'hello' })
+    // a late joiner gets what is being sent
+    this.attachOutgoing(peer)
+  }
+
+  /**
+   * A joined member's path changed. Direct again after a heal: what could not reach it while its
+   * connection was down goes now (room-media.ts' head comment says how).
+   */
+  private readonly onUpdate = (evt: CustomEvent<{ peerId: string, path: string }>): void => {
+    const { peerId: peer, path } = evt.detail
+    if (path !== 'direct' || this.closed) return
+    this.node.log('%s is direct again in %s: sending what waited', peer, this.room.name)
+    this.replayEarly(peer)
+    const m = this.members.get(peer)
+    if (m !== undefined) {
+      // our offer went out while the connection was dying, or its answer did: offer again (an
+      // offer the peer had applied is applied again and answered again)
+      if (!m.outbox.some((msg) => msg.t === 'sdp')) m.peer?.resendOffer()
+      void this.flush(peer, m)
+    }
+    this.attachOutgoing(peer)
+  }
+
+  private replayEarly (peer: string): void {
     const held = this.early.get(peer)
     this.early.delete(peer)
     for (const msg of held ?? []) this.onSignal(peer, msg)
-    // our session ID, so that a page of ours that restarts is told apart from this one even if
-    // it has nothing to send (restart)
-    this.send(peer, { t: 'hello' }).catch(() => {})
-    // a late joiner gets what is being sent
+  }
+
+  private attachOutgoing (peer: string): void {
     for (const out of this.outgoing.values()) if (out.to === undefined || out.to === peer) this.attach(peer, out)
   }
 
@@ -250,7 +296,7 @@ export class RoomMediaSession {
   private member (peer: string): Member {
     let m = this.members.get(peer)
     if (m === undefined) {
-      m = { senders: new Map(), incoming: new Map(), remote: new Map(), refused: 0 }
+      m = { senders: new Map(), incoming: new Map(), remote: new Map(), refused: 0, outbox: [], flushing: false }
       this.members.set(peer, m)
     }
     return m
@@ -262,7 +308,7 @@ export class RoomMediaSession {
       // the two sides must disagree: the smaller peer ID gives way
       polite: this.room.self < peer,
       config: this.node.config,
-      send: (msg) => { this.send(peer, msg).catch((err) => { this.node.log('media signal to %s in %s failed - %e', peer, this.room.name, err) }) },
+      send: (msg) => { this.send(peer, msg) },
       onTrack: (evt) => {
         for (const s of evt.streams) m.remote.set(s.id, s)
         this.deliver(peer, m)
@@ -281,7 +327,6 @@ export class RoomMediaSession {
     if (m.senders.has(out.stream)) return
     const pc = this.peerOf(peer, m).pc
     this.send(peer, { t: 'add', id: out.stream.id, ...(out.meta !== undefined ? { meta: out.meta } : {}) })
-      .catch((err) => { this.node.log('announcing a stream to %s failed - %e', peer, err) })
     m.senders.set(out.stream, out.tracks.map((track) => pc.addTrack(track, out.stream)))
   }
 
@@ -299,7 +344,7 @@ export class RoomMediaSession {
       if (t !== undefined && t.currentDirection !== 'sendrecv') t.stop()
       else pc.removeTrack(s)
     }
-    this.send(peer, { t: 'remove', id: out.stream.id }).catch(() => {})
+    this.send(peer, { t: 'remove', id: out.stream.id })
   }
 
   /** Dispatches `stream` for every announced stream of `peer` whose tracks arrived, if the rules allow. */
@@ -344,6 +389,8 @@ export class RoomMediaSession {
     const m = this.members.get(peer)
     if (m === undefined) return
     this.members.delete(peer)
+    clearTimeout(m.retry)
+    m.outbox.length = 0
     for (const inc of m.incoming.values()) this.end(peer, inc)
     m.peer?.close()
     if (this.members.size === 0) {
@@ -352,8 +399,47 @@ export class RoomMediaSession {
     }
   }
 
-  private async send (peer: string, msg: MediaSignal): Promise<void> {
-    await this.node.send(peer, this.label, { ...msg, s: this.session })
+  /** Queues `msg` for `peer` behind what is already waiting, and sends what it can. */
+  private send (peer: string, msg: MediaSignal): void {
+    const m = this.member(peer)
+    if (m.outbox.length >= MAX_MEDIA_OUTBOX_FRAMES) {
+      this.node.log('media outbox to %s in %s is full (%d signals waiting): dropping a %s signal', peer, this.room.name, m.outbox.length, msg.t)
+      return
+    }
+    m.outbox.push({ ...msg, s: this.session })
+    void this.flush(peer, m)
+  }
+
+  /**
+   * Sends `m`'s outbox in order, each signal once the one before it was handed to the stream. A
+   * signal that fails stays first: tried again soon if the member still looks direct (its stream
+   * failed, not its connection), else when it is direct again (`onUpdate`). Only one too large to
+   * ever be sent is dropped.
+   */
+  private async flush (peer: string, m: Member): Promise<void> {
+    if (m.flushing) return
+    m.flushing = true
+    clearTimeout(m.retry)
+    m.retry = undefined
+    try {
+      while (m.outbox.length > 0 && !this.closed && this.members.get(peer) === m) {
+        try {
+          await this.node.send(peer, this.label, m.outbox[0])
+        } catch (err: any) {
+          if (err?.name === 'FrameTooLargeError') {
+            this.node.log('dropping a %s signal to %s in %s - %e', m.outbox[0].t, peer, this.room.name, err)
+            m.outbox.shift()
+            continue
+          }
+          this.node.log('media signal to %s in %s failed, %d waiting - %e', peer, this.room.name, m.outbox.length, err)
+          if (this.isMember(peer)) m.retry = setTimeout(() => { void this.flush(peer, m) }, MEDIA_SIGNAL_RETRY_MS)
+          return
+        }
+        m.outbox.shift()
+      }
+    } finally {
+      m.flushing = false
+    }
   }
 
   private async readStats (): Promise<void> {

@@ -209,6 +209,28 @@ describe('media in rooms', () => {
   })
 })
 
+describe('media across a dropped connection', () => {
+  it('sends a stream added while a member\'s direct connection was down, once it heals', async () => {
+    const [a, b] = await meet(2, `media-heal-${Date.now()}`)
+    try {
+      const id = await a.page.evaluate(() => window.media.make('cam', '#0f0'))
+      // the network drops at both ends (a WebRTC peer that closes alone leaves the other side's
+      // connection looking open until ICE consent fails, tens of seconds later); a adds its
+      // stream while its room no longer counts b as direct
+      const [path] = await Promise.all([
+        a.page.evaluate(async (p) => window.media.addWhileAway('cam', p), b.peerId),
+        b.page.evaluate((p) => window.media.dropDirect(p), a.peerId)
+      ])
+      expect(path).not.toBe('direct')
+      await waitStream(b, a.peerId, id)
+      await waitPlaying(b, id)
+      await waitColour(b, id, 1)
+    } finally {
+      await closeAll([a, b])
+    }
+  })
+})
+
 describe('media after a crash', () => {
   it('streams again to and from a tab that crashed and reloaded under the same peer ID', async () => {
     const name = `media-crash-${Date.now()}`

@@ -5,8 +5,8 @@
  * test/browser/media.test.ts. Only `add`/`remove` signals are used here, which need none.
  */
 import { TypedEventEmitter } from 'main-event'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { MAX_EARLY_MEDIA_FRAMES, MAX_EARLY_MEDIA_PEERS, MAX_STREAMS_PER_PEER } from '../../../src/constants.js'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { MAX_EARLY_MEDIA_FRAMES, MAX_EARLY_MEDIA_PEERS, MAX_STREAMS_PER_PEER, MEDIA_SIGNAL_RETRY_MS } from '../../../src/constants.js'
 import { RoomMediaSession } from '../../../src/media/room-media.js'
 import type { RoomPeer, SessionType } from '../../../src/index.js'
 import type { MediaRoom } from '../../../src/media/room-media.js'
@@ -19,13 +19,21 @@ class StubRoom extends TypedEventEmitter<any> implements MediaRoom {
   host = 'self'
   type: SessionType
   members: string[] = []
+  /** a member's path when not `'direct'` (its direct connection dropped) */
+  readonly paths = new Map<string, RoomPeer['path']>()
   constructor (type: SessionType = 'broadcast') {
     super()
     this.type = type
   }
 
   peers (): RoomPeer[] {
-    return this.members.map((peerId) => ({ peerId, path: 'direct' }))
+    return this.members.map((peerId) => ({ peerId, path: this.paths.get(peerId) ?? 'direct' }))
+  }
+
+  /** A joined member's direct connection dropped (`'relayed'`) or healed (`'direct'`). */
+  setPath (peerId: string, path: RoomPeer['path']): void {
+    this.paths.set(peerId, path)
+    this.safeDispatchEvent('peer:update', { detail: { peerId, path } })
   }
 
   join (peerId: string): void {
@@ -39,13 +47,32 @@ class StubRoom extends TypedEventEmitter<any> implements MediaRoom {
   }
 }
 
-const fakeStream = (tracks = 1): MediaStream => ({ id: 'stream-1', getTracks: () => Array.from({ length: tracks }, () => ({ kind: 'video' })) }) as unknown as MediaStream
+const fakeStream = (tracks = 1, id = 'stream-1'): MediaStream => {
+  const list = Array.from({ length: tracks }, () => ({ kind: 'video' }))
+  return { id, getTracks: () => list } as unknown as MediaStream
+}
 
-function session (room: StubRoom): { media: RoomMediaSession, sent: Array<{ peer: string, msg: MediaSignal }> } {
+/** Enough of an RTCPeerConnection for tracks to be added and removed; it never negotiates. */
+class StubPeerConnection {
+  signalingState = 'stable'
+  addEventListener (): void {}
+  addTrack (track: unknown): { track: unknown } { return { track } }
+  removeTrack (): void {}
+  getTransceivers (): unknown[] { return [] }
+  close (): void {}
+}
+
+/** The network under the session: while `down`, every send fails as over a dropped connection. */
+interface Net { down: boolean }
+
+function session (room: StubRoom, net: Net = { down: false }): { media: RoomMediaSession, sent: Array<{ peer: string, msg: MediaSignal }> } {
   const sent: Array<{ peer: string, msg: MediaSignal }> = []
   const media = new RoomMediaSession(room, {
     config: {},
-    send: async (peer, _label, msg) => { sent.push({ peer, msg }) },
+    send: async (peer, _label, msg) => {
+      if (net.down) throw Object.assign(new Error('no direct connection'), { name: 'NotDirectError' })
+      sent.push({ peer, msg })
+    },
     log: () => {},
     onClose: () => {}
   })
@@ -59,7 +86,7 @@ const held = (media: RoomMediaSession, peer: string): number => (media as any).e
 describe('room media session', () => {
   // addStream checks RTCPeerConnection exists before anything else; Node has none
   const had = 'RTCPeerConnection' in globalThis
-  beforeEach(() => { if (!had) (globalThis as any).RTCPeerConnection = class {} })
+  beforeEach(() => { if (!had) (globalThis as any).RTCPeerConnection = StubPeerConnection })
   afterEach(() => { if (!had) delete (globalThis as any).RTCPeerConnection })
 
   it('refuses a stream without tracks, metadata that is not small JSON, and a missing or unknown `to`', async () => {
@@ -90,6 +117,49 @@ describe('room media session', () => {
     room.join('p')
     expect(held(media, 'p')).toBe(0)
     expect(announced(media, 'p')).toEqual(['b'])
+  })
+
+  it('replays the signals it held from a member whose connection healed, once it is direct again', () => {
+    const room = new StubRoom()
+    const { media } = session(room)
+    room.join('p')
+    room.setPath('p', 'relayed')
+    media.onSignal('p', { t: 'add', id: 'a' })
+    expect(held(media, 'p')).toBe(1)
+    room.setPath('p', 'direct')
+    expect(held(media, 'p')).toBe(0)
+    expect(announced(media, 'p')).toEqual(['a'])
+  })
+
+  it('sends what a member missed while its connection healed, in order, once it is direct again', async () => {
+    vi.useFakeTimers()
+    try {
+      const room = new StubRoom()
+      const net = { down: false }
+      const { media, sent } = session(room, net)
+      room.join('p')
+      const first = fakeStream(1, 'first')
+      const second = fakeStream(1, 'second')
+      // the connection is gone before the room knows: the announcement fails, and is tried again
+      net.down = true
+      await media.addStream(first)
+      await vi.advanceTimersByTimeAsync(MEDIA_SIGNAL_RETRY_MS * 4)
+      room.setPath('p', 'relayed')
+      // queued behind the failed announcement, never ahead of it
+      await media.removeStream(first)
+      // not sent at all while the member is not direct
+      await media.addStream(second)
+      await vi.advanceTimersByTimeAsync(MEDIA_SIGNAL_RETRY_MS * 4)
+      expect(sent.map(({ msg }) => msg.t)).toEqual(['hello'])
+
+      net.down = false
+      room.setPath('p', 'direct')
+      await vi.advanceTimersByTimeAsync(0)
+      expect(sent.map(({ msg }) => `${msg.t}${'id' in msg ? ` ${msg.id}` : ''}`)).toEqual(['hello', 'add first', 'remove first', 'add second'])
+      media.close()
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('bounds what it holds: frames per peer and peers', () => {
