@@ -6,6 +6,8 @@
  *   private room, proved the secret; signals from anyone else are held until it joins, or dropped;
  * - in a `'one-way'` room only the host's streams are delivered; a stream from a member that is
  *   not (or no longer) the host is refused or ended, and delivered if it becomes the host;
+ * - a stream we do not deliver costs us nothing on the wire: our side of its transceivers stops
+ *   receiving (renegotiated), so a sender that follows its SDP stops sending it;
  * - a member that leaves ends its streams; a member that joins gets the streams being sent.
  *
  * Signals to a member go out in order through its outbox. One that cannot be sent (its direct
@@ -76,8 +78,14 @@ interface Member {
   incoming: Map<string, Incoming>
   /** the streams the browser made from the msids of its tracks, by ID */
   remote: Map<string, MediaStream>
+  /** the transceivers its tracks arrived on, by the ID of their stream (msid = the `add` signal's ID) */
+  transceivers: Map<string, Set<RTCRtpTransceiver>>
   /** its media session (`s` of its signals): another one is a new page under the same peer ID */
   session?: string
+  /** ours towards it, once either side started the connection afresh (`reconnect`, `restart`); else the room's */
+  ownSession?: string
+  /** we started afresh (`reconnect`) and drop its signals until they carry its new session */
+  awaiting?: boolean
   refused: number
   /** signals to it not sent yet, in order: the first is being sent, or failed and waits for a heal */
   outbox: MediaSignal[]
@@ -190,8 +198,14 @@ export class RoomMediaSession {
     }
     const m = this.member(from)
     if (msg.s !== undefined && msg.s !== m.session) {
-      if (m.session !== undefined) this.restart(from, m)
+      // a new session while we await one is the restart we asked for (reconnect), not a new page
+      if (m.session !== undefined && m.awaiting !== true) this.restart(from, m)
       m.session = msg.s
+      m.awaiting = false
+    } else if (m.awaiting === true) {
+      // sent by its old connection before our new session reached it: nothing of ours to apply it to
+      this.node.log('dropping a %s signal of %s\'s old media connection in %s', msg.t, from, this.room.name)
+      return
     }
     switch (msg.t) {
       case 'sdp':
@@ -218,6 +232,7 @@ export class RoomMediaSession {
         if (inc === undefined) return
         m.incoming.delete(msg.id)
         m.remote.delete(msg.id)
+        m.transceivers.delete(msg.id)
         this.end(from, inc)
       }
     }
@@ -269,14 +284,19 @@ export class RoomMediaSession {
     this.drop(evt.detail.peerId)
   }
 
-  /** In a one-way room a stream is the host's: the previous host's end, the new host's are delivered. */
+  /**
+   * In a one-way room a stream is the host's: the previous host's end and stop being received;
+   * the new host's are delivered, over a new connection if we had stopped receiving them.
+   */
   private readonly onHostChange = (): void => {
     if (this.room.type !== 'one-way') return
     for (const [peer, m] of this.members) {
       if (this.accepts(peer)) {
-        this.deliver(peer, m)
+        if (this.refusing(m)) this.reconnect(peer, m)
+        else this.deliver(peer, m)
       } else {
         for (const inc of m.incoming.values()) this.end(peer, inc, false)
+        this.receive(peer, m)
       }
     }
   }
@@ -296,7 +316,7 @@ export class RoomMediaSession {
   private member (peer: string): Member {
     let m = this.members.get(peer)
     if (m === undefined) {
-      m = { senders: new Map(), incoming: new Map(), remote: new Map(), refused: 0, outbox: [], flushing: false }
+      m = { senders: new Map(), incoming: new Map(), remote: new Map(), transceivers: new Map(), refused: 0, outbox: [], flushing: false }
       this.members.set(peer, m)
     }
     return m
@@ -309,8 +329,17 @@ export class RoomMediaSession {
       polite: this.room.self < peer,
       config: this.node.config,
       send: (msg) => { this.send(peer, msg) },
+      // runs inside setRemoteDescription: a direction set here is in the answer that follows
       onTrack: (evt) => {
-        for (const s of evt.streams) m.remote.set(s.id, s)
+        for (const s of evt.streams) {
+          m.remote.set(s.id, s)
+          let ts = m.transceivers.get(s.id)
+          if (ts === undefined) {
+            ts = new Set()
+            m.transceivers.set(s.id, ts)
+          }
+          ts.add(evt.transceiver)
+        }
         this.deliver(peer, m)
       },
       // which connection a line is about: one per member
@@ -347,18 +376,76 @@ export class RoomMediaSession {
     this.send(peer, { t: 'remove', id: out.stream.id })
   }
 
-  /** Dispatches `stream` for every announced stream of `peer` whose tracks arrived, if the rules allow. */
+  /**
+   * Dispatches `stream` for every announced stream of `peer` whose tracks arrived, if the rules
+   * allow, and receives only those it may deliver.
+   */
   private deliver (peer: string, m: Member): void {
     if (this.closed) return
+    this.receive(peer, m)
     for (const inc of m.incoming.values()) {
-      const stream = inc.stream ?? m.remote.get(inc.id)
+      // the browser's stream for the msid; a refused stream's tracks left it and come back on
+      // the next track event once it is received again
+      const stream = (inc.delivered ? inc.stream : undefined) ?? m.remote.get(inc.id) ?? inc.stream
       if (stream === undefined) continue
       inc.stream = stream
       if (inc.delivered) continue
       if (!this.accepts(peer)) continue
+      if (stream.getTracks().length === 0) continue
       inc.delivered = true
       this.room.safeDispatchEvent('stream', { detail: { peerId: peer, stream, ...(inc.meta !== undefined ? { metadata: inc.meta } : {}) } })
     }
+  }
+
+  /**
+   * Sets the receiving half of each transceiver `peer`'s tracks arrived on: on for a stream
+   * announced by a sender the rules accept, off otherwise (a non-host's in a one-way room, one
+   * over MAX_STREAMS_PER_PEER, one never announced). Off, the renegotiation (negotiationneeded,
+   * peer.ts) answers or offers that m-line without `recv`, so the sender stops sending its RTP
+   * there: a refused stream costs no bandwidth unless the sender ignores its SDP. What we send on
+   * a shared transceiver (our addTrack reuses the one the other side's offer created) goes on.
+   */
+  private receive (peer: string, m: Member): void {
+    for (const [id, transceivers] of m.transceivers) {
+      const recv = this.accepts(peer) && m.incoming.has(id)
+      for (const t of transceivers) {
+        if (t.currentDirection === 'stopped' || t.direction === 'stopped') continue
+        const send = t.direction === 'sendrecv' || t.direction === 'sendonly'
+        const direction: RTCRtpTransceiverDirection = send ? (recv ? 'sendrecv' : 'sendonly') : (recv ? 'recvonly' : 'inactive')
+        if (t.direction === direction) continue
+        this.node.log('%s %s\'s stream %s in %s: transceiver %s', recv ? 'receiving' : 'not receiving', peer, id, this.room.name, direction)
+        t.direction = direction
+      }
+    }
+  }
+
+  /** Whether we turned off receiving on any transceiver `m`'s tracks arrived on. */
+  private refusing (m: Member): boolean {
+    return [...m.transceivers.values()].some((ts) => [...ts].some((t) => t.direction === 'inactive' || t.direction === 'sendonly'))
+  }
+
+  /**
+   * Starts our media connection to `peer` afresh under a new session ID of ours, which makes its
+   * side start afresh too (`restart`) and send its streams again: how the streams of a member we
+   * refused come back once it is the host. Turning their receiving back on instead renegotiates
+   * the same transceivers, and Chromium then left the new host's track muted in about 1 run of 7
+   * (frames decoded, none shown: commit 458b1e0).
+   */
+  private reconnect (peer: string, m: Member): void {
+    this.node.log('%s is the host of %s now: connecting afresh to receive its streams', peer, this.room.name)
+    for (const inc of m.incoming.values()) this.end(peer, inc)
+    m.incoming.clear()
+    m.remote.clear()
+    m.transceivers.clear()
+    m.senders.clear()
+    clearTimeout(m.retry)
+    m.outbox.length = 0
+    m.peer?.close()
+    m.peer = undefined
+    m.ownSession = randomId()
+    m.awaiting = true
+    this.send(peer, { t: 'hello' })
+    this.attachOutgoing(peer)
   }
 
   private end (peer: string, inc: Incoming, stopTracks = true): void {
@@ -369,19 +456,27 @@ export class RoomMediaSession {
   }
 
   /**
-   * `peer` is a new page under the same peer ID (a crashed tab reloaded) that the room took as a
-   * restart, not a leave: its old streams end and our connection to it starts afresh. Our own
-   * session ID stays, so the new page never sees a restart of ours in return.
+   * `peer` started its media afresh under a new session: a new page under the same peer ID (a
+   * crashed tab reloaded) that the room took as a restart, not a leave, or its `reconnect`. Its
+   * old streams end and our connection to it starts afresh, under a new session of ours too: what
+   * our old connection sent that is still on its way is then told apart and dropped there. The
+   * side that reconnected awaits that new session, so it does not restart in return; a new page
+   * never knew our old session, so neither does it.
    */
   private restart (peer: string, m: Member): void {
     this.node.log('%s restarted its media in %s: connecting afresh', peer, this.room.name)
     for (const inc of m.incoming.values()) this.end(peer, inc)
     m.incoming.clear()
     m.remote.clear()
+    m.transceivers.clear()
     m.senders.clear()
+    clearTimeout(m.retry)
+    m.outbox.length = 0
     m.peer?.close()
     m.peer = undefined
-    for (const out of this.outgoing.values()) if (out.to === undefined || out.to === peer) this.attach(peer, out)
+    m.ownSession = randomId()
+    this.send(peer, { t: 'hello' })
+    this.attachOutgoing(peer)
   }
 
   /** `peer` left: its connection closes, its streams end. */
@@ -406,7 +501,7 @@ export class RoomMediaSession {
       this.node.log('media outbox to %s in %s is full (%d signals waiting): dropping a %s signal', peer, this.room.name, m.outbox.length, msg.t)
       return
     }
-    m.outbox.push({ ...msg, s: this.session })
+    m.outbox.push({ ...msg, s: m.ownSession ?? this.session })
     void this.flush(peer, m)
   }
 
@@ -423,19 +518,19 @@ export class RoomMediaSession {
     m.retry = undefined
     try {
       while (m.outbox.length > 0 && !this.closed && this.members.get(peer) === m) {
+        const msg = m.outbox[0]
         try {
-          await this.node.send(peer, this.label, m.outbox[0])
+          await this.node.send(peer, this.label, msg)
         } catch (err: any) {
-          if (err?.name === 'FrameTooLargeError') {
-            this.node.log('dropping a %s signal to %s in %s - %e', m.outbox[0].t, peer, this.room.name, err)
-            m.outbox.shift()
-            continue
+          if (err?.name !== 'FrameTooLargeError') {
+            this.node.log('media signal to %s in %s failed, %d waiting - %e', peer, this.room.name, m.outbox.length, err)
+            if (this.isMember(peer)) m.retry = setTimeout(() => { void this.flush(peer, m) }, MEDIA_SIGNAL_RETRY_MS)
+            return
           }
-          this.node.log('media signal to %s in %s failed, %d waiting - %e', peer, this.room.name, m.outbox.length, err)
-          if (this.isMember(peer)) m.retry = setTimeout(() => { void this.flush(peer, m) }, MEDIA_SIGNAL_RETRY_MS)
-          return
+          this.node.log('dropping a %s signal to %s in %s - %e', msg.t, peer, this.room.name, err)
         }
-        m.outbox.shift()
+        // unless `reconnect` emptied the outbox meanwhile
+        if (m.outbox[0] === msg) m.outbox.shift()
       }
     } finally {
       m.flushing = false

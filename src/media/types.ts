@@ -64,7 +64,10 @@ export interface MediaPeerStats {
   /** Streams we send it, and streams it sends us that we accepted. */
   streamsOut: number
   streamsIn: number
-  /** Its stream announcements we refused: a non-host's in a `'one-way'` room, or over 16 streams. */
+  /**
+   * Its stream announcements we refused: a non-host's in a `'one-way'` room, or over 16 streams.
+   * We do not receive them (the SDP says so), so they add nothing to `bitrateIn`.
+   */
   refused: number
 }
 

@@ -161,8 +161,21 @@ describe('media in rooms', () => {
       await waitPlaying(guest, hostId)
       // the guest's stream reached the host's media connection and was refused there
       await host.page.waitForFunction((g) => (window.media.stats().peers[g]?.media?.refused ?? 0) >= 1, guest.peerId, { timeout: TIMEOUT, polling: 100 })
-      // and its media did arrive (the browser decodes it), yet no stream event came of it
-      await host.page.waitForFunction((g) => (window.media.stats().peers[g]?.media?.bitrateIn ?? 0) > 0, guest.peerId, { timeout: TIMEOUT, polling: 200 })
+      // and costs the host nothing on the wire: the host's answer does not receive it, so the
+      // guest's browser, following the SDP, sends none of it (the transceiver's negotiated
+      // direction has no 'send'; 'recvonly' when the host's own stream shares the transceiver)
+      await guest.page.waitForFunction((h) => {
+        const d = window.media.sendDirections('cam', h)
+        return d.length > 0 && d.every((x) => x === 'inactive' || x === 'recvonly')
+      }, host.peerId, { timeout: TIMEOUT, polling: 100 })
+      // over a window in which the host's video plays on at the guest, no byte of the guest's arrives
+      const refusedBefore = await host.page.evaluate(async (g) => window.media.bytesIn(g), guest.peerId)
+      await waitPlaying(guest, hostId, 2)
+      const refusedAfter = await host.page.evaluate(async (g) => window.media.bytesIn(g), guest.peerId)
+      console.log(`one-way: bytes received by the host from the refused guest: ${refusedBefore} at the start of a 2 s window, ${refusedAfter - refusedBefore} during it`)
+      expect(refusedBefore).toBeGreaterThanOrEqual(0)
+      expect(refusedAfter - refusedBefore).toBe(0)
+      expect((await host.page.evaluate(() => window.media.stats())).peers[guest.peerId].media?.bitrateIn).toBe(0)
       expect(await host.page.evaluate(() => window.media.streams)).toEqual([])
 
       // a handoff: the new host's stream (held all along) is delivered, the old host's ends
@@ -173,8 +186,15 @@ describe('media in rooms', () => {
       expect(await guest.page.evaluate(async () => window.media.add('cam2'))).toBeUndefined()
       await waitStream(host, guest.peerId, cam)
       await waitPlaying(host, cam)
-      // the stream the modified client sent before is the host's now: delivered too
+      // the stream the modified client sent before is the host's now: received again, delivered, playing
       await waitStream(host, guest.peerId, refusedId)
+      await waitPlaying(host, refusedId)
+      await waitColour(host, refusedId, 0)
+      // and the old host's stream, refused at the guest now, stops costing it
+      await host.page.waitForFunction((g) => {
+        const d = window.media.sendDirections('show', g)
+        return d.length > 0 && d.every((x) => x === 'inactive' || x === 'recvonly')
+      }, guest.peerId, { timeout: TIMEOUT, polling: 100 })
       expect(await host.page.evaluate(async () => window.media.add('show'))).toBe('NotHostError')
     } finally {
       await closeAll([a, b])

@@ -79,6 +79,28 @@ function session (room: StubRoom, net: Net = { down: false }): { media: RoomMedi
   return { media, sent }
 }
 
+/** Just what RoomMediaSession and MediaPeer touch of an RTCPeerConnection before any SDP: its events. */
+class FakePeerConnection extends EventTarget {
+  signalingState: RTCSignalingState = 'stable'
+  close (): void { this.signalingState = 'closed' }
+}
+
+interface FakeTransceiver { direction: RTCRtpTransceiverDirection, currentDirection: RTCRtpTransceiverDirection | null }
+
+/**
+ * Makes the session's connection to `peer` (a candidate signal does) and returns a function that
+ * plays the browser's `track` event: a track of stream `id` arriving on `transceiver`, as
+ * setRemoteDescription fires it (the stream holds the track, unless `tracks` says none).
+ */
+function trackEvents (media: RoomMediaSession, peer: string): (id: string, transceiver: FakeTransceiver, tracks?: number) => void {
+  media.onSignal(peer, { t: 'ice', candidate: 'candidate:1 1 udp 1 192.0.2.1 9 typ host' })
+  const pc: FakePeerConnection = (media as any).members.get(peer).peer.pc
+  return (id, transceiver, tracks = 1) => {
+    const stream = { id, getTracks: () => Array.from({ length: tracks }, () => ({ kind: 'video', stop: () => {} })) }
+    pc.dispatchEvent(Object.assign(new Event('track'), { streams: [stream], transceiver }))
+  }
+}
+
 /** What the session knows of a peer's announced streams (not part of any API: the rules' effect). */
 const announced = (media: RoomMediaSession, peer: string): string[] => [...((media as any).members.get(peer)?.incoming.keys() ?? [])]
 const held = (media: RoomMediaSession, peer: string): number => (media as any).early.get(peer)?.length ?? 0
@@ -216,5 +238,98 @@ describe('room media session', () => {
     media.onSignal('p', { t: 'add', id: 'guest' })
     expect((media as any).members.get('p').refused).toBe(1)
     expect(streams).toEqual([])
+  })
+
+  describe('with a connection', () => {
+    // MediaPeer makes an RTCPeerConnection and listens to it; nothing here negotiates
+    let had: unknown
+    beforeEach(() => {
+      had = (globalThis as any).RTCPeerConnection
+      ;(globalThis as any).RTCPeerConnection = FakePeerConnection
+    })
+    afterEach(() => { (globalThis as any).RTCPeerConnection = had })
+
+    it('stops receiving a non-host\'s stream in a one-way room, and connects afresh to receive it once that member is the host', async () => {
+      const room = new StubRoom('one-way')
+      room.host = 'h'
+      const { media, sent } = session(room)
+      const events: string[] = []
+      room.addEventListener('stream', (e: CustomEvent) => { events.push(`stream ${e.detail.peerId} ${e.detail.stream.id}`) })
+      room.addEventListener('stream:end', (e: CustomEvent) => { events.push(`end ${e.detail.peerId} ${e.detail.stream.id}`) })
+      room.join('h')
+      room.join('p')
+      const fromHost = trackEvents(media, 'h')
+      const fromGuest = trackEvents(media, 'p')
+      media.onSignal('h', { t: 'add', id: 'show' })
+      media.onSignal('p', { t: 'add', id: 'cam', s: 'p-1' })
+      const show: FakeTransceiver = { direction: 'recvonly', currentDirection: null }
+      const cam: FakeTransceiver = { direction: 'recvonly', currentDirection: null }
+      fromHost('show', show)
+      fromGuest('cam', cam)
+      // set inside the track event, so the answer that follows already refuses it
+      expect(cam.direction).toBe('inactive')
+      expect(show.direction).toBe('recvonly')
+      expect(events).toEqual(['stream h show'])
+
+      // a handoff to p: not the refused transceiver turned back on, but a new connection under a
+      // new session of ours, which makes p start afresh and send its stream again
+      const old: FakePeerConnection = (media as any).members.get('p').peer.pc
+      const session0 = sent.find((x) => x.peer === 'p')?.msg.s
+      room.host = 'p'
+      room.safeDispatchEvent('host:change', { detail: { host: 'p' } })
+      // the outbox sends one signal after another: let it
+      await new Promise((resolve) => { setTimeout(resolve, 0) })
+      expect(old.signalingState).toBe('closed')
+      expect(cam.direction).toBe('inactive')
+      expect(show.direction).toBe('inactive')
+      expect(events).toEqual(['stream h show', 'end h show'])
+      const hello = sent.at(-1)
+      expect(hello).toMatchObject({ peer: 'p', msg: { t: 'hello' } })
+      expect(hello?.msg.s).not.toBe(session0)
+      expect(announced(media, 'p')).toEqual([])
+      // what p's old connection sent before our new session reached it is dropped
+      media.onSignal('p', { t: 'add', id: 'stale', s: 'p-1' })
+      expect(announced(media, 'p')).toEqual([])
+      // p's restart, under its new session: its stream announced again, its track on the new connection
+      media.onSignal('p', { t: 'add', id: 'cam', s: 'p-2' })
+      expect(announced(media, 'p')).toEqual(['cam'])
+      const again = trackEvents(media, 'p')
+      const cam2: FakeTransceiver = { direction: 'recvonly', currentDirection: null }
+      again('cam', cam2)
+      expect(cam2.direction).toBe('recvonly')
+      expect(events).toEqual(['stream h show', 'end h show', 'stream p cam'])
+      media.close()
+    })
+
+    it('keeps sending on a transceiver it shares with a refused stream', () => {
+      const room = new StubRoom('one-way')
+      room.host = 'h'
+      const { media } = session(room)
+      room.join('h')
+      room.join('p')
+      const fromGuest = trackEvents(media, 'p')
+      media.onSignal('p', { t: 'add', id: 'cam' })
+      // our addTrack reused the transceiver the guest's offer made: we send on it
+      const shared: FakeTransceiver = { direction: 'sendrecv', currentDirection: 'sendrecv' }
+      fromGuest('cam', shared)
+      expect(shared.direction).toBe('sendonly')
+      media.close()
+    })
+
+    it('does not receive a stream over the 16 a member may send, nor one it never announced', () => {
+      const room = new StubRoom()
+      const { media } = session(room)
+      room.join('p')
+      const fromPeer = trackEvents(media, 'p')
+      for (let i = 0; i < MAX_STREAMS_PER_PEER + 1; i++) media.onSignal('p', { t: 'add', id: `s${i}` })
+      const ok: FakeTransceiver = { direction: 'recvonly', currentDirection: null }
+      const over: FakeTransceiver = { direction: 'recvonly', currentDirection: null }
+      const unannounced: FakeTransceiver = { direction: 'recvonly', currentDirection: null }
+      fromPeer('s0', ok)
+      fromPeer(`s${MAX_STREAMS_PER_PEER}`, over)
+      fromPeer('never-announced', unannounced)
+      expect([ok.direction, over.direction, unannounced.direction]).toEqual(['recvonly', 'inactive', 'inactive'])
+      media.close()
+    })
   })
 })
