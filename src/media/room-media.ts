@@ -433,19 +433,8 @@ export class RoomMediaSession {
    */
   private reconnect (peer: string, m: Member): void {
     this.node.log('%s is the host of %s now: connecting afresh to receive its streams', peer, this.room.name)
-    for (const inc of m.incoming.values()) this.end(peer, inc)
-    m.incoming.clear()
-    m.remote.clear()
-    m.transceivers.clear()
-    m.senders.clear()
-    clearTimeout(m.retry)
-    m.outbox.length = 0
-    m.peer?.close()
-    m.peer = undefined
-    m.ownSession = randomId()
+    this.startAfresh(peer, m)
     m.awaiting = true
-    this.send(peer, { t: 'hello' })
-    this.attachOutgoing(peer)
   }
 
   private end (peer: string, inc: Incoming, stopTracks = true): void {
@@ -465,6 +454,14 @@ export class RoomMediaSession {
    */
   private restart (peer: string, m: Member): void {
     this.node.log('%s restarted its media in %s: connecting afresh', peer, this.room.name)
+    this.startAfresh(peer, m)
+  }
+
+  /**
+   * Ends `peer`'s streams, drops our connection to it and what waited to be sent on it, and starts
+   * a new one under a new session of ours, sending it what we send.
+   */
+  private startAfresh (peer: string, m: Member): void {
     for (const inc of m.incoming.values()) this.end(peer, inc)
     m.incoming.clear()
     m.remote.clear()
