@@ -205,6 +205,7 @@ describe('bench: meeting and delivery, beside PeerJS', () => {
       const oneWay: number[] = []
       const allSend: number[] = []
       const phaseRuns: Array<Record<string, number[]>> = []
+      const phaseRuns7: Array<Record<string, number[]>> = []
       for (let r = 0; r < MESH_RUNS; r++) {
         const batch = `mesh${system}${Date.now()}`
         const pages = await openTogether(browser, batchUrls(system, batch, 6, false))
@@ -235,6 +236,7 @@ describe('bench: meeting and delivery, beside PeerJS', () => {
         const [seventh] = await openTogether(browser, [tabUrl(system, batch, 6, [0, 1, 2, 3, 4, 5], false)])
         await waitReached(seventh, 6)
         join7.push(Math.max(...Object.values((await rec(seventh)).joined)))
+        phaseRuns7.push(await phaseTimes(seventh))
         await closeAll([...pages, seventh])
       }
       record('6 tabs opened together → every pair reachable', system, meet)
@@ -242,6 +244,7 @@ describe('bench: meeting and delivery, beside PeerJS', () => {
       record('6 tabs, one sender at 50 msg/s: one-way latency', system, oneWay)
       record('6 tabs, each sending 10 msg/s for 10 s: latency', system, allSend)
       recordPhases('6 tabs', system, phaseRuns)
+      recordPhases('the 7th tab', system, phaseRuns7)
     }
   })
 
