@@ -431,8 +431,13 @@ export const MAX_EARLY_MEDIA_FRAMES = 64
  */
 export const MAX_MEDIA_OUTBOX_FRAMES = 256
 
-/** A media signal whose stream failed while its member still looked direct is tried again after this long, in ms. */
+/**
+ * A media signal whose stream failed while its member still looked direct is tried again after
+ * `MEDIA_SIGNAL_RETRY_MS`, at most `MEDIA_SIGNAL_RETRY_ATTEMPTS` times in a row; then it waits for
+ * the member's next heal or our next signal to it, in ms.
+ */
 export const MEDIA_SIGNAL_RETRY_MS = 250
+export const MEDIA_SIGNAL_RETRY_ATTEMPTS = 8
 
 /** Peers whose early signalling frames a room holds at once. */
 export const MAX_EARLY_MEDIA_PEERS = 32

@@ -16,7 +16,7 @@
  * network's, never a missing one. A member back from a heal also gets the streams added while it
  * was away, and our offer again if no answer came.
  */
-import { MAX_EARLY_MEDIA_FRAMES, MAX_EARLY_MEDIA_PEERS, MAX_MEDIA_OUTBOX_FRAMES, MAX_STREAMS_PER_PEER, MEDIA_SIGNAL_RETRY_MS, MEDIA_STATS_INTERVAL_MS } from '../constants.js'
+import { MAX_EARLY_MEDIA_FRAMES, MAX_EARLY_MEDIA_PEERS, MAX_MEDIA_OUTBOX_FRAMES, MAX_STREAMS_PER_PEER, MEDIA_SIGNAL_RETRY_ATTEMPTS, MEDIA_SIGNAL_RETRY_MS, MEDIA_STATS_INTERVAL_MS } from '../constants.js'
 import { InvalidMediaError, PeerNotFoundError, RoomClosedError, SessionTypeError } from '../errors.js'
 import { MediaPeer } from './peer.js'
 import { metadataProblem } from './wire.js'
@@ -93,6 +93,8 @@ interface Member {
   flushing: boolean
   /** a failed signal is tried again (the member still looked direct) */
   retry?: ReturnType<typeof setTimeout>
+  /** sends that failed in a row while the member looked direct */
+  failures: number
 }
 
 export class RoomMediaSession {
@@ -261,6 +263,7 @@ export class RoomMediaSession {
     this.replayEarly(peer)
     const m = this.members.get(peer)
     if (m !== undefined) {
+      m.failures = 0
       // our offer went out while the connection was dying, or its answer did: offer again (an
       // offer the peer had applied is applied again and answered again)
       if (!m.outbox.some((msg) => msg.t === 'sdp')) m.peer?.resendOffer()
@@ -316,7 +319,7 @@ export class RoomMediaSession {
   private member (peer: string): Member {
     let m = this.members.get(peer)
     if (m === undefined) {
-      m = { senders: new Map(), incoming: new Map(), remote: new Map(), transceivers: new Map(), refused: 0, outbox: [], flushing: false }
+      m = { senders: new Map(), incoming: new Map(), remote: new Map(), transceivers: new Map(), refused: 0, outbox: [], flushing: false, failures: 0 }
       this.members.set(peer, m)
     }
     return m
@@ -521,11 +524,14 @@ export class RoomMediaSession {
         } catch (err: any) {
           if (err?.name !== 'FrameTooLargeError') {
             this.node.log('media signal to %s in %s failed, %d waiting - %e', peer, this.room.name, m.outbox.length, err)
-            if (this.isMember(peer)) m.retry = setTimeout(() => { void this.flush(peer, m) }, MEDIA_SIGNAL_RETRY_MS)
+            // a member that looks direct but keeps failing (a peer without media) waits for a heal
+            // or our next signal, not a timer forever
+            if (this.isMember(peer) && ++m.failures < MEDIA_SIGNAL_RETRY_ATTEMPTS) m.retry = setTimeout(() => { void this.flush(peer, m) }, MEDIA_SIGNAL_RETRY_MS)
             return
           }
           this.node.log('dropping a %s signal to %s in %s - %e', msg.t, peer, this.room.name, err)
         }
+        m.failures = 0
         // unless `reconnect` emptied the outbox meanwhile
         if (m.outbox[0] === msg) m.outbox.shift()
       }

@@ -6,7 +6,7 @@
  */
 import { TypedEventEmitter } from 'main-event'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { MAX_EARLY_MEDIA_FRAMES, MAX_EARLY_MEDIA_PEERS, MAX_STREAMS_PER_PEER, MEDIA_SIGNAL_RETRY_MS } from '../../../src/constants.js'
+import { MAX_EARLY_MEDIA_FRAMES, MAX_EARLY_MEDIA_PEERS, MAX_STREAMS_PER_PEER, MEDIA_SIGNAL_RETRY_ATTEMPTS, MEDIA_SIGNAL_RETRY_MS } from '../../../src/constants.js'
 import { RoomMediaSession } from '../../../src/media/room-media.js'
 import type { RoomPeer, SessionType } from '../../../src/index.js'
 import type { MediaRoom } from '../../../src/media/room-media.js'
@@ -178,6 +178,32 @@ describe('room media session', () => {
       room.setPath('p', 'direct')
       await vi.advanceTimersByTimeAsync(0)
       expect(sent.map(({ msg }) => `${msg.t}${'id' in msg ? ` ${msg.id}` : ''}`)).toEqual(['hello', 'add first', 'remove first', 'add second'])
+      media.close()
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it('stops retrying a member that looks direct but keeps failing, until our next signal to it', async () => {
+    vi.useFakeTimers()
+    try {
+      const room = new StubRoom()
+      const net = { down: true }
+      let attempts = 0
+      const media = new RoomMediaSession(room, {
+        config: {},
+        send: async () => { attempts++; if (net.down) throw Object.assign(new Error('protocol selection failed'), { name: 'UnsupportedProtocolError' }) },
+        log: () => {},
+        onClose: () => {}
+      })
+      room.join('p')
+      await vi.advanceTimersByTimeAsync(MEDIA_SIGNAL_RETRY_MS * (MEDIA_SIGNAL_RETRY_ATTEMPTS + 10))
+      expect(attempts).toBe(MEDIA_SIGNAL_RETRY_ATTEMPTS)
+      net.down = false
+      await media.addStream(fakeStream())
+      await vi.advanceTimersByTimeAsync(0)
+      // the hello that waited, then the announcement
+      expect(attempts).toBe(MEDIA_SIGNAL_RETRY_ATTEMPTS + 2)
       media.close()
     } finally {
       vi.useRealTimers()
