@@ -465,18 +465,23 @@ export class RoomMediaSession {
    * a new one under a new session of ours, sending it what we send.
    */
   private startAfresh (peer: string, m: Member): void {
-    for (const inc of m.incoming.values()) this.end(peer, inc)
+    this.closeConnection(peer, m)
     m.incoming.clear()
     m.remote.clear()
     m.transceivers.clear()
     m.senders.clear()
-    clearTimeout(m.retry)
-    m.outbox.length = 0
-    m.peer?.close()
     m.peer = undefined
     m.ownSession = randomId()
     this.send(peer, { t: 'hello' })
     this.attachOutgoing(peer)
+  }
+
+  /** Ends `peer`'s streams and closes our connection to it, with what waited to be sent on it. */
+  private closeConnection (peer: string, m: Member): void {
+    clearTimeout(m.retry)
+    m.outbox.length = 0
+    for (const inc of m.incoming.values()) this.end(peer, inc)
+    m.peer?.close()
   }
 
   /** `peer` left: its connection closes, its streams end. */
@@ -484,10 +489,7 @@ export class RoomMediaSession {
     const m = this.members.get(peer)
     if (m === undefined) return
     this.members.delete(peer)
-    clearTimeout(m.retry)
-    m.outbox.length = 0
-    for (const inc of m.incoming.values()) this.end(peer, inc)
-    m.peer?.close()
+    this.closeConnection(peer, m)
     if (this.members.size === 0) {
       clearInterval(this.statsTimer)
       this.statsTimer = undefined
