@@ -485,7 +485,7 @@ async function * incoming (stream: Stream): AsyncGenerator<Uint8Array, void, und
         yield chunk
         continue
       }
-      if (failure !== undefined) throw failure
+      if (failure !== undefined) throw readFailure(stream, failure)
       if (ended || stream.readableEnded) {
         // a reset that happened before we listened left no event, only the status
         if (stream.status === 'reset' || stream.status === 'aborted') throw new StreamResetError(`${stream.protocol} stream was ${stream.status}`)
@@ -499,6 +499,22 @@ async function * incoming (stream: Stream): AsyncGenerator<Uint8Array, void, und
     stream.removeEventListener('end', onEnd)
     stream.removeEventListener('close', onClose)
   }
+}
+
+/**
+ * What a reader of `stream` is told when the stream closed with `err`. A transport failing under
+ * the stream closes it with a bare `Error`: @libp2p/webrtc 6.0.33 aborts a stream with whatever
+ * `RTCDataChannel.send` threw (libp2p/js-libp2p#3469), and node-datachannel throws
+ * `Error: ... DataChannel is closed` once the remote closed its channel but before the polyfill's
+ * cached `readyState` caught up (the remote refusing a request does exactly that). For the reader
+ * that is the stream reset under it: `StreamResetError`, with the transport's error as `cause`.
+ * A named error (the remote's RESET, a signal's reason, our own typed errors) passes unchanged.
+ */
+export function readFailure (stream: Pick<Stream, 'protocol'>, err: Error): Error {
+  if (err.name !== 'Error') return err
+  const reset = new StreamResetError(`${stream.protocol ?? 'a'} stream failed in its transport: ${err.message}`)
+  reset.cause = err
+  return reset
 }
 
 /** Resolves with `promise`, or rejects with the signal's reason once it aborts; a value that arrives late goes to `discard`. */

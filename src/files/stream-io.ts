@@ -7,6 +7,7 @@
  */
 import { StreamResetError, StreamStateError } from '@libp2p/interface'
 import { decode, encode } from 'it-length-prefixed'
+import { readFailure } from '../streams.js'
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 
 /** The stream ended before the frame its request asked for. */
@@ -89,7 +90,7 @@ async function * incoming (stream: Stream): AsyncGenerator<Uint8Array, void, und
         yield chunk
         continue
       }
-      if (failure !== undefined) throw failure
+      if (failure !== undefined) throw readFailure(stream, failure)
       if (ended || stream.readableEnded) {
         if (stream.status === 'reset' || stream.status === 'aborted') throw new StreamResetError(`${stream.protocol} stream was ${stream.status}`)
         return
