@@ -305,7 +305,9 @@ export interface RoomEvents extends RoomFileEvents, RoomMediaEvents {
   'peer:join': CustomEvent<RoomPeer>
   /**
    * A joined peer's path changed: its direct connection dropped and is being healed
-   * (`'relayed'`), or came back (`'direct'`). A first connection is reported by `peer:join`.
+   * (`'relayed'`), or came back (`'direct'`, once our first frame went out on the new connection,
+   * so that `peers()` says `'direct'` too and a publish reaches it). A first connection is
+   * reported by `peer:join`.
    *
    * @example room.addEventListener('peer:update', (e) => { show(e.detail.peerId, e.detail.path) })
    */

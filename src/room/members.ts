@@ -256,8 +256,11 @@ export class Membership implements Startable {
       .then(() => {
         m.greeting = false
         if (this.members.get(m.peerId) !== m || !this.components.links.isDirect(m.peerId)) return
+        const healed = m.joined && !m.reachable
         m.reachable = true
         this.mark(m, 'streamReady')
+        // a joined member's connection healed: direct again now that a publish reaches it
+        if (healed) this.components.onUpdate(m.peerId, 'direct')
         this.checkReady(m)
       }, (err) => {
         m.greeting = false
@@ -282,9 +285,14 @@ export class Membership implements Startable {
     const m = this.members.get(evt.detail.peerId)
     if (this.stopped || m === undefined) return
     m.lastSeen = this.now()
-    // a first connection is reported by peer:join once it is ready; this is a healed one
-    if (m.joined) this.components.onUpdate(m.peerId, 'direct')
-    if (!m.reachable) this.greet(m)
+    // a first connection is reported by peer:join once it is ready, a healed one by peer:update
+    // once our hello went out on it (greet): until then peers() says 'relayed', and a listener
+    // told 'direct' earlier would find it still relayed
+    if (m.reachable) {
+      if (m.joined) this.components.onUpdate(m.peerId, 'direct')
+    } else {
+      this.greet(m)
+    }
   }
 
   private readonly onDrop = (evt: DirectLinkEvents['peer:drop']): void => {

@@ -90,6 +90,37 @@ describe('room membership', () => {
     expect(members.peers()).toEqual([{ peerId: 'peer-bob', path: 'direct' }])
   })
 
+  it('reports a healed connection as direct only once our hello went out on it, when peers() says so too', async () => {
+    // a listener of peer:update that asked peers() then was told 'relayed' (media signals that
+    // arrived meanwhile were held, and never replayed: a stream added during the heal never played)
+    let release = (): void => {}
+    let slow = false
+    const atUpdate: Array<[string, string]> = []
+    const { members, links, seen, heard } = membership({
+      sendFrame: async (peer) => {
+        seen.hellos.push(peer)
+        if (slow) await new Promise<void>((resolve) => { release = resolve })
+      },
+      onUpdate: (peer, path) => { seen.updates.push([peer, path]); atUpdate.push([path, members.peers()[0].path]) }
+    })
+    heard.add('peer-bob')
+    members.touch('peer-bob')
+    links.connect('peer-bob')
+    await vi.advanceTimersByTimeAsync(0)
+    expect(seen.joins).toEqual(['peer-bob'])
+    links.drop('peer-bob')
+    slow = true
+    links.connect('peer-bob')
+    await vi.advanceTimersByTimeAsync(0)
+    // direct again, but our hello has not gone out on the new connection yet
+    expect(seen.updates).toEqual([['peer-bob', 'relayed']])
+    expect(members.peers()).toEqual([{ peerId: 'peer-bob', path: 'relayed' }])
+    release()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(seen.updates).toEqual([['peer-bob', 'relayed'], ['peer-bob', 'direct']])
+    expect(atUpdate).toEqual([['relayed', 'relayed'], ['direct', 'direct']])
+  })
+
   it('removes a member the relay calls unreachable, with that reason, and releases its link', () => {
     const { members, links, seen } = membership()
     members.announced('peer-bob', [], undefined)
