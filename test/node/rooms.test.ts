@@ -205,6 +205,19 @@ describe('room over a real relay', () => {
     members = await roomOf(2, relayAddr, uniqueRoom('vanish'), { dialTakeover: 1_000, presenceTimeout: 30_000 })
     const [a, b] = members
     await joinedAll(a.room, [b.node.peerId])
+    // a heals by dialing b at the addresses b announced, and that dial is how the relay's answer
+    // comes. a may have met b through b's dial before b's announcement reached it (one failed run:
+    // no dial attempted, a's link to b had no address, so only the presence timeout could end
+    // it): wait for an announcement of b's at a before b vanishes
+    const announced = new Promise<void>((resolve) => {
+      a.node.libp2p.services.pubsub.addEventListener('message', (e) => {
+        if (e.detail.type === 'signed' && e.detail.from.toString() === b.node.peerId) resolve()
+      })
+    })
+    // b announces once it holds a reservation (its circuit address)
+    await expect.poll(() => b.node.reservationMs, { timeout: 15_000 }).toBeDefined()
+    ;(b.room as unknown as { announceNow: () => void }).announceNow()
+    await announced
     const left = nextEvent(a.room, 'peer:leave')
     // stop libp2p underneath the room: no leave announcement, no unsubscribe, like a crashed tab
     await b.node.libp2p.stop()
