@@ -1,7 +1,8 @@
 /**
  * The meeting bench's servers: its two apps (test/bench/fixture) built minified with Vite and
  * served by `vite preview`, and a local PeerServer (the `peer` package) for the PeerJS anchor.
- * Both on port 0; tests read `inject('benchUrl')` and `inject('peerServer')` (`host:port`).
+ * Both on port 0; tests read `inject('benchUrl')` and `inject('peerServer')` (`host:port`). The
+ * PeerServer runs in this, the test runner's main process: `inject('peerServerPid')`.
  */
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -15,6 +16,7 @@ declare module 'vitest' {
   export interface ProvidedContext {
     benchUrl: string
     peerServer: string
+    peerServerPid: number
   }
 }
 
@@ -31,6 +33,7 @@ export default async function setup (project: TestProject): Promise<() => Promis
     PeerServer({ host: '127.0.0.1', port: 0, path: '/' }, (server) => { resolve(server as import('node:http').Server) })
   })
   project.provide('peerServer', `127.0.0.1:${(peerServer.address() as AddressInfo).port}`)
+  project.provide('peerServerPid', process.pid)
   return async () => {
     peerServer.closeAllConnections()
     await new Promise<void>((resolve) => { peerServer.close(() => { resolve() }) })
