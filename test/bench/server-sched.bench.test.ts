@@ -25,21 +25,34 @@ const peerServer = inject('peerServer')
 const peerServerPid = inject('peerServerPid')
 const PAIRS = Number(process.env.BENCH_SERVER_SCHED ?? 0)
 
-/** CPU time, run-queue wait (both ns) and timeslices, summed over a process's threads. */
+/** CPU time, run-queue wait (both ns) and timeslices of one thread. */
 interface Sched { cpu: number, wait: number, slices: number }
 
-function sched (pid: number): Sched {
-  const total: Sched = { cpu: 0, wait: 0, slices: 0 }
+/** Each thread's counters, by thread ID. */
+function sched (pid: number): Map<string, Sched> {
+  const threads = new Map<string, Sched>()
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    let fields: number[]
     try {
-      fields = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number)
+      const [cpu, wait, slices] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number)
+      threads.set(tid, { cpu, wait, slices })
     } catch {
-      continue // the thread ended meanwhile
+      // the thread ended meanwhile
     }
-    total.cpu += fields[0]
-    total.wait += fields[1]
-    total.slices += fields[2]
+  }
+  return threads
+}
+
+/**
+ * What the process's threads spent between two readings: a thread born since counts from zero, a
+ * thread that ended since is left out (so a figure can only be low, never negative).
+ */
+function spent (before: Map<string, Sched>, after: Map<string, Sched>): Sched {
+  const total: Sched = { cpu: 0, wait: 0, slices: 0 }
+  for (const [tid, a] of after) {
+    const b = before.get(tid) ?? { cpu: 0, wait: 0, slices: 0 }
+    total.cpu += a.cpu - b.cpu
+    total.wait += a.wait - b.wait
+    total.slices += a.slices - b.slices
   }
   return total
 }
@@ -63,9 +76,9 @@ describe.skipIf(PAIRS < 1)('server scheduling during a meeting', () => {
           await Promise.all(pages.map(async (p, i) => p.goto(urls[i])))
           await Promise.all(followed.map(async (f) => f.until((p) => p.first >= 1, 120_000, 'the other tab\'s first message')))
           const ms = performance.now() - started
-          const after = sched(pid)
+          const used = spent(before, sched(pid))
           await Promise.all(pages.map(async (p) => { await p.context().close() }))
-          rows.push(`| ${system} | ${ms.toFixed(0)} | ${((after.cpu - before.cpu) / 1e6).toFixed(0)} | ${((after.wait - before.wait) / 1e6).toFixed(0)} | ${after.slices - before.slices} |`)
+          rows.push(`| ${system} | ${ms.toFixed(0)} | ${(used.cpu / 1e6).toFixed(0)} | ${(used.wait / 1e6).toFixed(0)} | ${used.slices} |`)
         }
       }
     } finally {
