@@ -13,6 +13,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
 import { readFailure, request } from '../../src/streams.js'
 import { createStream } from '../../node_modules/@libp2p/webrtc/dist/src/stream.js'
+import { fakeDataChannel } from './fake-data-channel.js'
 import type { Libp2p } from '@libp2p/interface'
 
 const CLOSED = 'libdatachannel error while sending data channel message: DataChannel is closed'
@@ -20,18 +21,7 @@ const CLOSED = 'libdatachannel error while sending data channel message: DataCha
 /** An open data channel whose `send` throws node-datachannel's error from call `failAt` on. */
 function channel (failAt: number): RTCDataChannel {
   let sends = 0
-  const dc = {
-    readyState: 'open',
-    bufferedAmount: 0,
-    bufferedAmountLowThreshold: 0,
-    binaryType: 'arraybuffer',
-    id: 1,
-    send: () => { if (++sends >= failAt) throw new Error(CLOSED) },
-    close: () => {},
-    addEventListener: () => {},
-    removeEventListener: () => {}
-  }
-  return dc as unknown as RTCDataChannel
+  return fakeDataChannel(() => { if (++sends >= failAt) throw new Error(CLOSED) })
 }
 
 /** A node whose one direct connection, to the peer it returns, opens `stream`. */

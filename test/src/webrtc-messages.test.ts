@@ -9,22 +9,12 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { describe, expect, it } from 'vitest'
 import { Message } from '../../node_modules/@libp2p/webrtc/dist/src/private-to-public/pb/message.js'
 import { createStream } from '../../node_modules/@libp2p/webrtc/dist/src/stream.js'
+import { fakeDataChannel } from './fake-data-channel.js'
 
 /** The sending end of an open data channel that records what was sent. */
 function channel (): { sent: Uint8Array[], dc: RTCDataChannel } {
   const sent: Uint8Array[] = []
-  const dc = {
-    readyState: 'open',
-    bufferedAmount: 0,
-    bufferedAmountLowThreshold: 0,
-    binaryType: 'arraybuffer',
-    id: 1,
-    send: (data: Uint8Array) => { sent.push(new Uint8Array(data)) },
-    close: () => {},
-    addEventListener: () => {},
-    removeEventListener: () => {}
-  }
-  return { sent, dc: dc as unknown as RTCDataChannel }
+  return { sent, dc: fakeDataChannel((data) => { sent.push(new Uint8Array(data)) }) }
 }
 
 describe('@libp2p/webrtc stream messages (patched)', () => {

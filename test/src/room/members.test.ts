@@ -37,6 +37,16 @@ function membership (init: Partial<MembershipComponents> = {}): { members: Membe
   return { members, links, seen, heard }
 }
 
+/** peer-bob heard, connected and joined; then its connection drops. */
+async function joinThenDrop (members: Membership, links: StubLinks, seen: Seen, heard: Set<string>): Promise<void> {
+  heard.add('peer-bob')
+  members.touch('peer-bob')
+  links.connect('peer-bob')
+  await vi.advanceTimersByTimeAsync(0)
+  expect(seen.joins).toEqual(['peer-bob'])
+  links.drop('peer-bob')
+}
+
 beforeEach(() => { fakeTimers() })
 afterEach(() => { vi.useRealTimers() })
 
@@ -77,12 +87,7 @@ describe('room membership', () => {
 
   it('reports a joined member\'s dropped and healed connection as peer:update', async () => {
     const { members, links, seen, heard } = membership()
-    heard.add('peer-bob')
-    members.touch('peer-bob')
-    links.connect('peer-bob')
-    await vi.advanceTimersByTimeAsync(0)
-    expect(seen.joins).toEqual(['peer-bob'])
-    links.drop('peer-bob')
+    await joinThenDrop(members, links, seen, heard)
     expect(members.peers()).toEqual([{ peerId: 'peer-bob', path: 'relayed' }])
     links.connect('peer-bob')
     await vi.advanceTimersByTimeAsync(0)
@@ -103,12 +108,7 @@ describe('room membership', () => {
       },
       onUpdate: (peer, path) => { seen.updates.push([peer, path]); atUpdate.push([path, members.peers()[0].path]) }
     })
-    heard.add('peer-bob')
-    members.touch('peer-bob')
-    links.connect('peer-bob')
-    await vi.advanceTimersByTimeAsync(0)
-    expect(seen.joins).toEqual(['peer-bob'])
-    links.drop('peer-bob')
+    await joinThenDrop(members, links, seen, heard)
     slow = true
     links.connect('peer-bob')
     await vi.advanceTimersByTimeAsync(0)
