@@ -47,10 +47,13 @@ async function exchangeWithoutRelay (tabs: Tab[], perTab: number, size: number):
   }
   const roomBytes = tabs.length * (tabs.length - 1) * perTab * size
   console.log(`${tabs.length} tabs: ${roomBytes} bytes of room traffic delivered; relay saw ${after.circuit - before.circuit} circuit bytes and ${after.pubsub - before.pubsub} gossip bytes (announcements)`)
-  // had the relay carried the room, it would have seen at least roomBytes; what it does see in
-  // the meantime is the periodic announcements of each member (a few hundred bytes each)
+  // had the relay carried the room, it would have seen at least roomBytes (and gossip forwards
+  // each message to every other member); what it does see in the meantime is announcements
+  // (0–2 KB in 8 runs of 6 tabs alone). Its counter spans every room on this shared relay: once,
+  // in a full `npm test`, 65 KB of other gossip landed in the 3 s of this exchange, so the bound
+  // is a quarter of the room's bytes, not a twentieth
   expect(after.circuit - before.circuit).toBe(0)
-  expect(after.pubsub - before.pubsub).toBeLessThan(roomBytes / 20)
+  expect(after.pubsub - before.pubsub).toBeLessThan(roomBytes / 4)
 }
 
 async function expectAllDirect (tabs: Tab[]): Promise<void> {
