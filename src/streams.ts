@@ -465,7 +465,7 @@ class UnexpectedEOFError extends Error {
  * store), that iterator never ends. This one also ends on `end`, which the stream dispatches
  * only after its buffered bytes were handed to a reader, and checks the stream's state first.
  */
-async function * incoming (stream: Stream): AsyncGenerator<Uint8Array, void, undefined> {
+export async function * incoming (stream: Stream): AsyncGenerator<Uint8Array, void, undefined> {
   const chunks: Uint8Array[] = []
   let ended = false
   let failure: Error | undefined

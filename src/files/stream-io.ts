@@ -1,14 +1,13 @@
 /**
  * Frames on file streams: the same framing as the room protocols (an unsigned varint length, then
  * the bytes, `it-length-prefixed`), with a writer that waits out the stream's `drain` and a reader
- * that ends reliably. These mirror the private helpers of src/streams.ts (which work around the
- * same @libp2p/utils 7.4.1 behaviour); file streams need a duplex exchange that module does not
- * offer, so they live here.
+ * that ends reliably (src/streams.ts `incoming`, which works around @libp2p/utils 7.4.1's own
+ * iterator). File streams need a duplex exchange src/streams.ts does not offer, so these live here.
  */
-import { StreamResetError, StreamStateError } from '@libp2p/interface'
+import { StreamStateError } from '@libp2p/interface'
 import { decode, encode } from 'it-length-prefixed'
-import { readFailure } from '../streams.js'
-import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
+import { incoming } from '../streams.js'
+import type { Stream, StreamCloseEvent } from '@libp2p/interface'
 
 /** The stream ended before the frame its request asked for. */
 export class UnexpectedEndError extends Error {
@@ -66,43 +65,6 @@ export async function drained (stream: Stream, signal?: AbortSignal): Promise<vo
     stream.addEventListener('close', onClose)
     signal?.addEventListener('abort', onAbort)
   })
-}
-
-/**
- * The bytes arriving on `stream`, ending on `end` as well as on `remoteCloseWrite`/`close`: the
- * stream's own iterator misses an end that happened before reading started (src/streams.ts).
- */
-async function * incoming (stream: Stream): AsyncGenerator<Uint8Array, void, undefined> {
-  const chunks: Uint8Array[] = []
-  let ended = false
-  let failure: Error | undefined
-  let wake: (() => void) | undefined
-  const onMessage = (evt: StreamMessageEvent): void => { chunks.push(evt.data.subarray()); wake?.() }
-  const onEnd = (): void => { ended = true; wake?.() }
-  const onClose = (evt: StreamCloseEvent): void => { failure = evt.error; ended = true; wake?.() }
-  stream.addEventListener('message', onMessage)
-  stream.addEventListener('end', onEnd)
-  stream.addEventListener('close', onClose)
-  try {
-    while (true) {
-      const chunk = chunks.shift()
-      if (chunk !== undefined) {
-        yield chunk
-        continue
-      }
-      if (failure !== undefined) throw readFailure(stream, failure)
-      if (ended || stream.readableEnded) {
-        if (stream.status === 'reset' || stream.status === 'aborted') throw new StreamResetError(`${stream.protocol} stream was ${stream.status}`)
-        return
-      }
-      await new Promise<void>((resolve) => { wake = resolve })
-      wake = undefined
-    }
-  } finally {
-    stream.removeEventListener('message', onMessage)
-    stream.removeEventListener('end', onEnd)
-    stream.removeEventListener('close', onClose)
-  }
 }
 
 export function asError (err: unknown): Error {
