@@ -22,12 +22,12 @@ import { MAX_EARLY_PEERS } from './constants.js'
 import { dialWithRetry, isPeerGoneError } from './dialer.js'
 import { isDirect, isRelayed } from './paths.js'
 import { newestDirect } from './streams.js'
-import type { ComponentLogger, Connection, IdentifyResult, Logger, Startable } from '@libp2p/interface'
+import type { ComponentLogger, Connection, Logger, Startable } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { TypedEventTarget } from 'main-event'
 
 /** The phases of reaching a peer that this component sees; rooms add their own (see `MeetingPhase`). */
-export type LinkPhase = 'dialStarted' | 'relayed' | 'signaled' | 'connected' | 'identified'
+export type LinkPhase = 'dialStarted' | 'relayed' | 'signaled' | 'connected'
 
 /** Dial counters of a peer, since it was first wanted, and how its direct connection runs. */
 export interface LinkStats {
@@ -58,8 +58,8 @@ export interface DirectLinksComponents {
   /** Our own peer ID. */
   peerId: string
   logger: ComponentLogger
-  /** libp2p's events: `connection:open`, `connection:close`, `peer:identify`. */
-  events: TypedEventTarget<{ 'connection:open': CustomEvent<Connection>, 'connection:close': CustomEvent<Connection>, 'peer:identify': CustomEvent<IdentifyResult> }>
+  /** libp2p's events: `connection:open`, `connection:close`. */
+  events: TypedEventTarget<{ 'connection:open': CustomEvent<Connection>, 'connection:close': CustomEvent<Connection> }>
   /** `libp2p.dial`: the WebRTC transport reports its steps through `onProgress`. */
   dial(addrs: Multiaddr[], options: { signal: AbortSignal, onProgress(evt: { type: string }): void }): Promise<Connection>
   /** Open connections to `peer`. */
@@ -150,7 +150,6 @@ export class DirectLinks extends TypedEventEmitter<DirectLinkEvents> implements 
     const { events } = this.components
     events.addEventListener('connection:open', this.onConnectionOpen)
     events.addEventListener('connection:close', this.onConnectionClose)
-    events.addEventListener('peer:identify', this.onIdentify)
   }
 
   stop (): void {
@@ -159,7 +158,6 @@ export class DirectLinks extends TypedEventEmitter<DirectLinkEvents> implements 
     const { events } = this.components
     events.removeEventListener('connection:open', this.onConnectionOpen)
     events.removeEventListener('connection:close', this.onConnectionClose)
-    events.removeEventListener('peer:identify', this.onIdentify)
     this.abort.abort()
     for (const link of this.links.values()) this.cancel(link)
     this.links.clear()
@@ -396,10 +394,6 @@ export class DirectLinks extends TypedEventEmitter<DirectLinkEvents> implements 
     this.log('direct connection to %s dropped%s', peerId, this.started ? ', healing' : '')
     this.safeDispatchEvent('peer:drop', { detail: { peerId } })
     this.ensure(link)
-  }
-
-  private readonly onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
-    if (isDirect(evt.detail.connection)) this.markPeer(evt.detail.peerId.toString(), 'identified')
   }
 
   private markPeer (peerId: string, phase: LinkPhase): void {

@@ -248,14 +248,13 @@ export interface RoomPeerStats {
  * - `relayed`: the relayed circuit to it is open (SDP and ICE travel over it)
  * - `signaled`: the SDP offer/answer exchange is done (only the dialing side)
  * - `connected`: the direct WebRTC connection is open (ICE and DTLS done)
- * - `identified`: libp2p identify finished over it
  * - `streamReady`: our room stream to it is open and our hello went out: a publish reaches it
  * - `heard`: its first valid room message (its hello) arrived
  * - `joined`: `peer:join`
  *
  * A phase reached before we joined the room (a connection another room opened) reads 0.
  */
-export type MeetingPhase = 'discovered' | 'dialStarted' | 'relayed' | 'signaled' | 'connected' | 'identified' | 'streamReady' | 'heard' | 'joined'
+export type MeetingPhase = 'discovered' | 'dialStarted' | 'relayed' | 'signaled' | 'connected' | 'streamReady' | 'heard' | 'joined'
 
 /** Per phase, when it was first reached, in ms since the room was joined. */
 export type MeetingTimeline = Partial<Record<MeetingPhase, number>>

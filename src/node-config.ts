@@ -92,14 +92,15 @@ export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeSer
       abortConnectionOnPingFailure: false
     },
     services: {
-      // required by the WebRTC transport and the relay to learn protocols and addresses; not over
-      // a circuit (a limited connection), which only signals WebRTC and closes: each side's
-      // identify there cost a stream, a signed peer record and a peer store update per peer met,
-      // on the meeting's path through the relay, and the WebRTC connection identifies anyway
-      identify: identify({ runOnLimitedConnection: false }),
+      // answers every peer that asks, but runs by itself on no connection: the relay set runs it
+      // on relay connections only, where the circuit transport and gossipsub need it. Over a
+      // circuit or a direct WebRTC connection it cost each side a stream, a signed peer record
+      // and peer store updates per peer met, on the path of every meeting (relays.ts)
+      identify: identify({ runOnLimitedConnection: false, runOnConnectionOpen: false }),
       // the connection monitor and room RTT measurements
       ping: ping(),
-      // room traffic (over direct connections) and discovery announcements (through the relay)
+      // discovery announcements and relay records, exchanged with relays only: identify runs on
+      // relay connections only, and gossipsub opens its streams to a peer once identify has run
       pubsub: gossipsub({
         // a room does not hand a sender its own messages back
         emitSelf: false,

@@ -14,6 +14,14 @@
  * relays (`reservationFilter`). Before, any record was believed and any peer claiming the relay
  * protocol (a room member, over WebRTC) was reserved on, so failover could dial an attacker.
  *
+ * **Identify runs with relays only.** node-config.ts turns identify's automatic run off; this set
+ * runs it on each connection that is neither limited nor WebRTC, i.e. to a relay over WebSockets,
+ * where the transport needs it to reserve and gossipsub to open its streams. A circuit only
+ * signals WebRTC, and a direct WebRTC connection carries only our own streams, opened by protocol:
+ * identify there cost each side a stream, a signed peer record and peer store updates per peer
+ * met, on the path of every meeting, and let a room member claim protocols (such as the relay's)
+ * to us.
+ *
  * **Coming back after an outage.** A relay that restarts on the same address must have its tabs
  * back within seconds, not after a doubling backoff grown to a minute (the transport's own
  * re-reservation after a lost relay waits on discovery; js-libp2p#3601): while the node holds no
@@ -57,7 +65,7 @@ export interface RelaySetComponents extends Pick<TypedEventTarget<Libp2pEvents>,
     relayDiscovery: PeerDiscovery
     /** Relay connections are pinged when the browser comes back online. */
     ping: Pick<Ping, 'ping'>
-    /** A relay we are connected to but not reserved on is identified again. */
+    /** Runs on each relay connection, and again on one that made no reservation. */
     identify: Pick<Identify, 'identify'>
   }
 }
@@ -94,6 +102,8 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
   /** The relays this node trusts: shared with the relay records and the transport's filter. */
   readonly trust: RelayTrust
   private reserved = new Set<string>()
+  /** Connections identify ran on (or is running on), so that each is identified once by us. */
+  private readonly identified = new WeakSet<Connection>()
   private timer?: ReturnType<typeof setTimeout>
   private started = false
 
@@ -105,6 +115,7 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
     this.update = this.update.bind(this)
     this.onRecord = this.onRecord.bind(this)
     this.onIdentify = this.onIdentify.bind(this)
+    this.onConnectionOpen = this.onConnectionOpen.bind(this)
     this.onConnectionClose = this.onConnectionClose.bind(this)
     this.onOnline = this.onOnline.bind(this)
     this.onVisibilityChange = this.onVisibilityChange.bind(this)
@@ -126,6 +137,7 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
     else this.init.log.error('relayDiscovery is not relayRecords(): relay records are not checked')
     records.addEventListener('peer', this.onRecord)
     this.libp2p.addEventListener('peer:identify', this.onIdentify)
+    this.libp2p.addEventListener('connection:open', this.onConnectionOpen)
     this.libp2p.addEventListener('connection:close', this.onConnectionClose)
     // the circuit listener announces every reservation made or lost with `listening`;
     // `self:peer:update` (debounced by a second) is the backstop
@@ -134,6 +146,7 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
     // a browser back online, or a tab back in view (its timers were throttled), redials at once
     globalThis.addEventListener?.('online', this.onOnline)
     globalThis.document?.addEventListener?.('visibilitychange', this.onVisibilityChange)
+    for (const conn of this.libp2p.getConnections()) this.identifyServer(conn)
     this.update()
   }
 
@@ -143,6 +156,7 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
     clearTimeout(this.timer)
     this.libp2p.services.relayDiscovery.removeEventListener('peer', this.onRecord)
     this.libp2p.removeEventListener('peer:identify', this.onIdentify)
+    this.libp2p.removeEventListener('connection:open', this.onConnectionOpen)
     this.libp2p.removeEventListener('connection:close', this.onConnectionClose)
     this.libp2p.removeEventListener('transport:listening', this.update)
     this.libp2p.removeEventListener('self:peer:update', this.update)
@@ -182,6 +196,21 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
       return
     }
     if (connection.limits == null) this.learn(id, [connection.remoteAddr])
+  }
+
+  private onConnectionOpen (evt: CustomEvent<Connection>): void {
+    this.identifyServer(evt.detail)
+  }
+
+  /** Runs identify once on `conn` if it is an open connection to a relay (see the module doc). */
+  private identifyServer (conn: Connection): void {
+    if (conn.status !== 'open' || conn.limits != null || conn.multiplexer === '/webrtc' || this.identified.has(conn)) return
+    this.identified.add(conn)
+    // the transport reserves on a trusted relay once identify says it is one: give it the grace
+    const relay = this.known.get(conn.remotePeer.toString())
+    if (relay !== undefined) relay.reservingUntil = Date.now() + RELAY_RESERVATION_GRACE_MS
+    this.libp2p.services.identify.identify(conn)
+      .catch((err) => { this.init.log('could not identify %p - %e', conn.remotePeer, err) })
   }
 
   private learn (peerId: string, addrs: Multiaddr[]): void {

@@ -158,7 +158,7 @@ function table (): string {
   for (const [label, bySystem] of Object.entries(phases)) {
     lines.push('', `Meeting phases, ${label} (ms from navigation, over every tab and peer; PeerJS has only its app's phases):`, '',
       '| phase | ours p50 | ours p90 | PeerJS p50 | PeerJS p90 |', '| --- | --: | --: | --: | --: |')
-    const order = ['script start', SERVER_CONNECTED, 'joinRoom', 'reserved', 'discovered', 'dialStarted', 'relayed', 'signaled', 'connected', 'identified', 'streamReady', 'heard', 'joined', 'first message']
+    const order = ['script start', SERVER_CONNECTED, 'joinRoom', 'reserved', 'discovered', 'dialStarted', 'relayed', 'signaled', 'connected', 'streamReady', 'heard', 'joined', 'first message']
     const cell = (s?: Stat): string => s === undefined ? '— | —' : `${s.p50} | ${s.p90}`
     for (const k of order) {
       if (bySystem.ours?.[k] !== undefined || bySystem.peerjs?.[k] !== undefined) lines.push(`| ${k} | ${cell(bySystem.ours?.[k])} | ${cell(bySystem.peerjs?.[k])} |`)

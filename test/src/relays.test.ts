@@ -331,8 +331,27 @@ describe('relay set trust', () => {
   })
 })
 
+describe('relay set identify', () => {
+  const connection = (peerId: string, fields: Partial<Connection>): Connection =>
+    ({ remotePeer: peerIdFromString(peerId), remoteAddr: relayAddr(A), status: 'open', limits: undefined, multiplexer: '/yamux/1.0.0', ...fields }) as unknown as Connection
+
+  it('runs identify once on each connection to a relay, and on no circuit or WebRTC connection', async () => {
+    const before = connection(A, {})
+    node.connections.set(A, before)
+    relaySet([A, B], 2).start()
+    // opened before the set started: identified at start
+    expect(node.identify.mock.calls).toEqual([[before]])
+    const relay = connection(B, {})
+    const circuit = connection(STRANGER, { limits: { bytes: 131072n, seconds: 120 }, remoteAddr: multiaddr(`${relayAddr(A).toString()}/p2p-circuit/p2p/${STRANGER}`) })
+    const webrtc = connection(STRANGER, { multiplexer: '/webrtc', remoteAddr: multiaddr(`${relayAddr(A).toString()}/p2p-circuit/webrtc/p2p/${STRANGER}`) })
+    for (const conn of [relay, circuit, webrtc, relay, before]) node.events.safeDispatchEvent('connection:open', { detail: conn })
+    await settle()
+    expect(node.identify.mock.calls).toEqual([[before], [relay]])
+  })
+})
+
 describe('relay set start and stop', () => {
-  const types = ['peer:identify', 'connection:close', 'transport:listening', 'self:peer:update'] as const
+  const types = ['peer:identify', 'connection:open', 'connection:close', 'transport:listening', 'self:peer:update'] as const
 
   it('attaches no listener and dials nothing before start', async () => {
     node.up.add(A)
