@@ -19,7 +19,7 @@ import { RateLimiter } from 'p2p-rooms/rate-limit'
 import { decodeAnnouncement } from 'p2p-rooms/wire'
 import { AnnouncementCache } from './announcements.js'
 import {
-  ANNOUNCEMENT_CACHE_TTL_MS, HANDOVER_ATTEMPTS, HANDOVER_RETRY_MS, MAX_CACHED_ANNOUNCEMENTS, MAX_CACHED_ANNOUNCEMENTS_PER_ROOM, MAX_RATE_TRACKED_PEERS
+  ANNOUNCEMENT_CACHE_TTL_MS, HANDOVER_FIRST_RETRY_MS, HANDOVER_RETRY_MS, HANDOVER_TIMEOUT_MS, MAX_CACHED_ANNOUNCEMENTS, MAX_CACHED_ANNOUNCEMENTS_PER_ROOM, MAX_RATE_TRACKED_PEERS
 } from './constants.js'
 import type { RawSignedMessage } from './announcements.js'
 import type { RefusalCounter, RefusalReason } from './refusals.js'
@@ -243,26 +243,27 @@ export class RoomFollower implements Startable {
    * gossipsub has no public call to send one peer a message, so this uses its `sendRpc` (pinned
    * at 17.1.1; test/relay/discovery.int.test.ts fails if it stops working).
    */
-  private handOver (topic: string, subscriber: string, attempt = 1): void {
+  private handOver (topic: string, subscriber: string, attempt = 1, since = Date.now()): void {
     if (!this.started) return
     const subscribers = new Set(this.pubsub.getSubscribers(topic).map(String))
     const messages = this.cache.snapshot(topic, subscriber, (p) => subscribers.has(p))
     const sendRpc = (this.pubsub as unknown as Partial<GossipSubRpc>).sendRpc
     if (messages.length === 0 || typeof sendRpc !== 'function') return
     if (sendRpc.call(this.pubsub, subscriber, { subscriptions: [], messages, control: undefined })) {
-      this.init.log('handed %d announcements of a room to %s', messages.length, subscriber)
+      this.init.log('handed %d announcements of a room to %s (attempt %d)', messages.length, subscriber, attempt)
       return
     }
     // its subscription came before our own gossipsub stream to it was open (each side opens
     // its stream once identify is done): try again shortly, for a bounded while
-    if (attempt >= HANDOVER_ATTEMPTS) {
+    const wait = Math.min(HANDOVER_RETRY_MS, HANDOVER_FIRST_RETRY_MS * 2 ** (attempt - 1))
+    if (Date.now() + wait - since > HANDOVER_TIMEOUT_MS) {
       this.init.log('no gossipsub stream to %s: could not hand it a room', subscriber)
       return
     }
     const timer = setTimeout(() => {
       this.handOvers.delete(timer)
-      this.handOver(topic, subscriber, attempt + 1)
-    }, HANDOVER_RETRY_MS)
+      this.handOver(topic, subscriber, attempt + 1, since)
+    }, wait)
     this.handOvers.add(timer)
   }
 

@@ -6,8 +6,9 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createRefusalCounter, ipKey } from '../../relay/src/refusals.js'
+import { HANDOVER_FIRST_RETRY_MS, HANDOVER_RETRY_MS, HANDOVER_TIMEOUT_MS } from '../../relay/src/constants.js'
 import { RoomFollower } from '../../relay/src/room-follower.js'
 import { DISCOVERY_TOPIC_PREFIX } from '../../src/constants.js'
 import { encodeAnnouncement } from '../../src/wire.js'
@@ -140,6 +141,57 @@ describe('relay room quotas', () => {
     expect(await validate(peerIdFromPrivateKey(other), { ...msg, data: new Uint8Array([1, 2, 3]) })).toBe(TopicValidatorResult.Reject)
     expect(f.rejected).toBe(1)
     f.stop()
+  })
+})
+
+describe('relay hand-over', () => {
+  afterEach(() => { vi.useRealTimers() })
+
+  /**
+   * A room with one cached announcement (of its one member), and a gossipsub whose stream to newcomer
+   * `b` opens `openAfterMs` after b subscribes (never, if undefined): when each `sendRpc` to b
+   * was tried, in ms since b subscribed, and whether it was the one that went out.
+   */
+  async function handOverTo (openAfterMs?: number): Promise<Array<{ at: number, sent: boolean }>> {
+    const { pubsub, follower: f } = follower()
+    const topic = rooms(1)[0]
+    const key = await generateKeyPair('Ed25519')
+    const from = peerIdFromPrivateKey(key)
+    pubsub.change(from.toString(), [topic])
+    const data = encodeAnnouncement({ v: 1, kind: 'announce', addrs: [`/ip4/127.0.0.1/tcp/1/ws/p2p/${from.toString()}/p2p-circuit/webrtc/p2p/${from.toString()}`] })
+    const msg = { type: 'signed', from, data, topic, sequenceNumber: 1n, signature: new Uint8Array(), key: key.publicKey } as any
+    expect(await (pubsub.topicValidators.get(topic) as TopicValidatorFn)(from, msg)).toBe(TopicValidatorResult.Accept)
+    vi.useFakeTimers()
+    const start = Date.now()
+    const tries: Array<{ at: number, sent: boolean }> = []
+    Object.assign(pubsub, {
+      sendRpc: (peer: string) => {
+        const at = Date.now() - start
+        const sent = peer === 'b' && openAfterMs !== undefined && at >= openAfterMs
+        tries.push({ at, sent })
+        return sent
+      }
+    })
+    pubsub.change('b', [topic])
+    await vi.advanceTimersByTimeAsync(HANDOVER_TIMEOUT_MS * 2)
+    f.stop()
+    return tries
+  }
+
+  it('hands a newcomer the room within one short wait of its stream opening, the wait doubling from HANDOVER_FIRST_RETRY_MS', async () => {
+    const tries = await handOverTo(25)
+    expect(tries.map((t) => t.at)).toEqual([0, HANDOVER_FIRST_RETRY_MS, HANDOVER_FIRST_RETRY_MS * 3])
+    expect(tries.map((t) => t.sent)).toEqual([false, false, true])
+  })
+
+  it('tries at most every HANDOVER_RETRY_MS and gives up after HANDOVER_TIMEOUT_MS', async () => {
+    const tries = await handOverTo(undefined)
+    const gaps = tries.slice(1).map((t, i) => t.at - tries[i].at)
+    expect(Math.max(...gaps)).toBe(HANDOVER_RETRY_MS)
+    expect(tries.at(-1)?.at).toBeLessThanOrEqual(HANDOVER_TIMEOUT_MS)
+    expect(tries.at(-1)?.at).toBeGreaterThan(HANDOVER_TIMEOUT_MS - HANDOVER_RETRY_MS)
+    // about 55 tries in 5 s, not 500
+    expect(tries.length).toBeLessThan(HANDOVER_TIMEOUT_MS / HANDOVER_RETRY_MS + 10)
   })
 })
 
