@@ -1,7 +1,8 @@
 /**
  * The room follower's quotas with a stubbed gossipsub: rooms per peer, per IP (IPv6 per /64),
  * the room cap, announcements per peer per second; every refusal counted by reason, and
- * memory (rooms, members) bounded whatever peers subscribe to.
+ * memory (rooms, members) bounded whatever peers subscribe to. Also how soon and how long it
+ * retries handing a newcomer its room (fake timers).
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
@@ -148,8 +149,8 @@ describe('relay hand-over', () => {
   afterEach(() => { vi.useRealTimers() })
 
   /**
-   * A room with one cached announcement (of its one member), and a gossipsub whose stream to newcomer
-   * `b` opens `openAfterMs` after b subscribes (never, if undefined): when each `sendRpc` to b
+   * A room with one cached announcement (of its one member), and a gossipsub whose stream to
+   * newcomer `b` opens `openAfterMs` after b subscribes (never, if undefined): when each `sendRpc` to b
    * was tried, in ms since b subscribed, and whether it was the one that went out.
    */
   async function handOverTo (openAfterMs?: number): Promise<Array<{ at: number, sent: boolean }>> {

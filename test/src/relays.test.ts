@@ -1,7 +1,8 @@
 /**
  * The relay set of a node (src/relays.ts) with stubbed libp2p parts and fake timers: filling up
  * to `maxRelays`, backoff, failover, the outage redial cap that test/browser/relay-faults.test.ts
- * relies on, the hop protocol of untrusted peers, and its `Startable` life cycle.
+ * relies on, the hop protocol of untrusted peers, identify on relay connections only, and its
+ * `Startable` life cycle.
  */
 import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import { generateKeyPair } from '@libp2p/crypto/keys'
