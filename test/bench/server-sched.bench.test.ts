@@ -4,13 +4,14 @@
  * opens that many pairs of meetings, ours then PeerJS's, and reads the scheduler statistics of
  * every thread of the server process (`/proc/<pid>/task/<tid>/schedstat`, Linux: time on a CPU,
  * time waiting on a run queue, timeslices) before the tabs navigate and once both heard from each
- * other. Ours is the relay process; PeerJS's PeerServer runs inside the test runner's main
- * process, so its figures include the runner's own work (an upper bound). Skipped unless set: it
- * measures nothing `npm run bench` compares.
+ * other. Ours is the relay process; PeerJS's is the PeerServer's own process
+ * (test/setup/peer-server.mjs; until 3 December it ran inside the test runner, so its figures
+ * then were upper bounds). Skipped unless set: it measures nothing `npm run bench` compares.
  *
  * This is how the relay's share was found (3 December 2026, README › Benchmarks): 156–185 ms of
  * CPU per meeting and 1.3–1.8 s of run-queue waits over its threads, against the PeerServer's
- * 19–47 ms and 10–345 ms. A CPU profile cannot show the waits: a process off the CPU charges its
+ * 19–47 ms and 10–345 ms (then inside the test runner); in its own process, 5–20 ms of CPU in 8–52
+ * timeslices against the relay's 161–246 ms in 458–695. A CPU profile cannot show the waits: a process off the CPU charges its
  * whole wait to whatever it was running.
  */
 import { readFileSync, readdirSync } from 'node:fs'
@@ -86,7 +87,7 @@ describe.skipIf(PAIRS < 1)('server scheduling during a meeting', () => {
     }
     expect(rows).toHaveLength(PAIRS * 2)
     console.log([
-      'Server scheduler counters per 2-tab meeting (navigation → both heard the other; ours: the relay process, PeerJS: the test runner holding the PeerServer):',
+      'Server scheduler counters per 2-tab meeting (navigation → both heard the other; ours: the relay process, PeerJS: the PeerServer process):',
       '| system | meeting ms | server CPU ms | run-queue wait ms (all threads) | timeslices |',
       '| --- | --: | --: | --: | --: |',
       ...rows
