@@ -51,7 +51,8 @@ async function listeningPort (child: ChildProcess): Promise<number> {
   const exited = once(child, 'exit').then(([code]) => { throw new Error(`the PeerServer exited with ${String(code)} before it listened`) })
   // it exits at the end of every bench: only a rejection before the port counts
   exited.catch(() => {})
-  const timeout = new Promise<never>((_resolve, reject) => setTimeout(() => { reject(new Error('the PeerServer did not listen within 30 s')) }, 30_000).unref())
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error('the PeerServer did not listen within 30 s')) }, 30_000) })
   try {
     const [line] = await Promise.race([once(lines, 'line') as Promise<[string]>, exited, timeout])
     return (JSON.parse(line) as { port: number }).port
@@ -59,6 +60,7 @@ async function listeningPort (child: ChildProcess): Promise<number> {
     child.kill()
     throw err
   } finally {
+    clearTimeout(timer)
     lines.close()
   }
 }
