@@ -16,6 +16,10 @@
  * - one-way latency: 6 tabs, one sending 100 stamped messages at 50/s; at each of the other 5
  * - all send: 6 tabs each sending 10 messages/s for 10 s; latency, and every message once
  * - round trip: 2 tabs, sequential pings
+ * - CPU per 2-tab meeting: what the two tabs' renderer processes, and all of Chromium with the
+ *   system's own server (relay, or PeerServer), spent from the tabs' navigation until both
+ *   heard from each other (cpu-threads.ts, Linux's per-thread counters). On a machine whose cores
+ *   the meeting keeps busy, its time follows this work: the meeting ratio is mostly this ratio
  *
  * Both report the median of each meeting phase for 2 and 6 tabs, in ms from navigation: ours every
  * phase of `room.stats().peers[id].timeline`, PeerJS its app's (script start, OPEN, open, first).
@@ -24,6 +28,7 @@
  * BENCH_SYSTEMS (`ours,peerjs`).
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { cpuSnapshot, cpuSpent } from './cpu-threads.js'
 import { writeResults } from './results.js'
 import { launchChromium } from '../browser/tabs.js'
 import { followProgress } from './progress.js'
@@ -34,6 +39,8 @@ import type { Browser, Page } from 'playwright-core'
 const relayAddr = inject('relayAddr')
 const benchUrl = inject('benchUrl')
 const peerServer = inject('peerServer')
+/** Each system's own server process, whose CPU counts in its meetings. */
+const servers = { relay: inject('relayPid'), peerserver: inject('peerServerPid') }
 const MEET_RUNS = Number(process.env.BENCH_MEET_RUNS ?? 9)
 const MESH_RUNS = Number(process.env.BENCH_MESH_RUNS ?? 5)
 const MESH10_RUNS = Number(process.env.BENCH_MESH10_RUNS ?? 3)
@@ -58,11 +65,15 @@ function tabUrl (system: SystemName, batch: string, i: number, dial: number[], h
 /** Each page's progress, followed on its own events (progress.ts). */
 const progress = new WeakMap<Page, PageProgress>()
 
-/** Opens every URL in its own context, then navigates all at once: tabs opened together. */
-async function openTogether (browser: Browser, urls: string[]): Promise<Page[]> {
+/**
+ * Opens every URL in its own context, then navigates all at once: tabs opened together.
+ * `beforeNavigate` runs once the pages exist, just before they navigate.
+ */
+async function openTogether (browser: Browser, urls: string[], beforeNavigate?: () => void): Promise<Page[]> {
   const pages = await Promise.all(urls.map(async () => (await browser.newContext()).newPage()))
   for (const page of pages) page.on('pageerror', (err) => { console.error(`[bench tab] ${err.message}`) })
   await Promise.all(pages.map(async (page) => { progress.set(page, await followProgress(page)) }))
+  beforeNavigate?.()
   await Promise.all(pages.map(async (page, i) => { await page.goto(urls[i]) }))
   return pages
 }
@@ -180,17 +191,29 @@ describe('bench: meeting and delivery, beside PeerJS', () => {
   it('2 tabs opened together: navigation to the first message, and the round trip', async () => {
     for (const system of SYSTEMS) {
       const times: number[] = []
+      const tabsCpu: number[] = []
+      const allCpu: number[] = []
       const phaseRuns: Array<Record<string, number[]>> = []
       let last: Page[] = []
       for (let r = 0; r < MEET_RUNS; r++) {
-        const pages = await openTogether(browser, batchUrls(system, `meet${system}${Date.now()}`, 2, true))
+        let before = cpuSnapshot()
+        const pages = await openTogether(browser, batchUrls(system, `meet${system}${Date.now()}`, 2, true), () => { before = cpuSnapshot(servers) })
         await Promise.all(pages.map(async (p) => { await waitReached(p, 1, true) }))
+        const cpu = cpuSpent(before, cpuSnapshot(servers))
+        if (cpu.renderer !== undefined) {
+          tabsCpu.push(cpu.renderer)
+          allCpu.push(Object.entries(cpu).filter(([k]) => k !== (system === 'ours' ? 'peerserver' : 'relay')).reduce((sum, [, ms]) => sum + ms, 0))
+        }
         for (const p of pages) times.push(...Object.values((await rec(p)).first))
         for (const p of pages) phaseRuns.push(await phaseTimes(p))
         if (r < MEET_RUNS - 1) await closeAll(pages)
         else last = pages
       }
       record('2 tabs opened together → first message', system, times)
+      if (tabsCpu.length > 0) {
+        record('2 tabs: CPU per meeting, both tabs\' renderers', system, tabsCpu)
+        record('2 tabs: CPU per meeting, all of Chromium and the server', system, allCpu)
+      }
       recordPhases('2 tabs', system, phaseRuns)
       const other = (await rec(last[1])).peerId ?? ''
       record('2 tabs: message round trip', system, await last[0].evaluate(async ([id, n]) => window.bench.rtt(id, n), [other, PINGS] as const))
