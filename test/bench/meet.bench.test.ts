@@ -6,7 +6,10 @@
  *
  * Both apps (test/bench/fixture) are built minified and opened the way users open tabs: every page
  * of a batch gets its own browser context, then all navigate at once. Times start at each page's
- * navigation (its `performance.timeOrigin`), so page load is part of every meeting time.
+ * navigation (its `performance.timeOrigin`), so page load is part of every meeting time. The tabs
+ * are driven over the DevTools Protocol directly, not through Playwright, whose instrumentation of
+ * every request, WebSocket frame and console message slowed both systems by about a fifth
+ * (cdp-tabs.ts); each page tells when it got somewhere, nothing polls it from outside.
  *
  * - meet 2: 2 tabs opened together; each tab's time to the first message of the other (each side
  *   sends a hello the moment the other is reachable: `peer:join`, or PeerJS's connection `open`)
@@ -30,11 +33,9 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { cpuSnapshot, cpuSpent } from './cpu-threads.js'
 import { writeResults } from './results.js'
-import { launchChromium } from '../browser/tabs.js'
-import { followProgress } from './progress.js'
+import { launchCdpBrowser } from './cdp-tabs.js'
+import type { CdpBrowser, CdpTab } from './cdp-tabs.js'
 import type { BenchRecord } from './fixture/record.js'
-import type { PageProgress } from './progress.js'
-import type { Browser, Page } from 'playwright-core'
 
 const relayAddr = inject('relayAddr')
 const benchUrl = inject('benchUrl')
@@ -62,49 +63,69 @@ function tabUrl (system: SystemName, batch: string, i: number, dial: number[], h
   return `${benchUrl}peerjs.html?server=${peerServer}&id=${batch}-${i}&dial=${dial.map((k) => `${batch}-${k}`).join(',')}${h}`
 }
 
-/** Each page's progress, followed on its own events (progress.ts). */
-const progress = new WeakMap<Page, PageProgress>()
+/**
+ * Opens every URL in its own browser context, then navigates all at once: tabs opened together.
+ * `beforeNavigate` runs once the tabs exist, just before they navigate.
+ */
+async function openTogether (browser: CdpBrowser, urls: string[], beforeNavigate?: () => void): Promise<CdpTab[]> {
+  const tabs = await Promise.all(urls.map(async () => browser.newTab()))
+  beforeNavigate?.()
+  await Promise.all(tabs.map(async (tab, i) => { await tab.goto(urls[i]) }))
+  return tabs
+}
+
+async function closeAll (tabs: CdpTab[]): Promise<void> {
+  await Promise.all(tabs.map(async (t) => { await t.close() }))
+}
+
+const rec = async (tab: CdpTab): Promise<BenchRecord> => tab.evaluate('window.bench.rec')
 
 /**
- * Opens every URL in its own context, then navigates all at once: tabs opened together.
- * `beforeNavigate` runs once the pages exist, just before they navigate.
+ * Resolves once `condition` (a JavaScript expression over the page's record `r`) holds in the page;
+ * throws with the page's error, or after TIMEOUT naming `what`. The page checks it itself, on its
+ * record's own change notices (fixture/record.ts) and, with `pollMs`, on a timer: nothing polls
+ * it over the DevTools Protocol, whose traffic would land on the cores the meeting needs.
  */
-async function openTogether (browser: Browser, urls: string[], beforeNavigate?: () => void): Promise<Page[]> {
-  const pages = await Promise.all(urls.map(async () => (await browser.newContext()).newPage()))
-  for (const page of pages) page.on('pageerror', (err) => { console.error(`[bench tab] ${err.message}`) })
-  await Promise.all(pages.map(async (page) => { progress.set(page, await followProgress(page)) }))
-  beforeNavigate?.()
-  await Promise.all(pages.map(async (page, i) => { await page.goto(urls[i]) }))
-  return pages
+async function until (tab: CdpTab, condition: string, what: string, pollMs?: number): Promise<void> {
+  const outcome = await tab.evaluate<string>(`new Promise((resolve) => {
+    let poll, timeout
+    const end = (outcome) => { clearInterval(poll); clearTimeout(timeout); resolve(outcome) }
+    const check = () => {
+      const r = window.bench?.rec
+      if (r?.error !== undefined) end('error: ' + r.error)
+      else if (r !== undefined && (${condition})) end('ok')
+    }
+    const notified = window.benchProgress
+    window.benchProgress = (p) => { notified?.(p); check() }
+    if (${pollMs ?? 0} > 0) poll = setInterval(check, ${pollMs ?? 0})
+    timeout = setTimeout(() => { end('timeout') }, ${TIMEOUT})
+    check()
+  })`)
+  if (outcome === 'timeout') throw new Error(`${what}: not within ${TIMEOUT} ms`)
+  if (outcome !== 'ok') throw new Error(outcome)
 }
 
-async function closeAll (pages: Page[]): Promise<void> {
-  await Promise.all(pages.map(async (p) => { await p.context().close() }))
-}
-
-const rec = async (page: Page): Promise<BenchRecord> => page.evaluate(() => window.bench.rec)
-
-/** Waits until `page` reached `count` peers (and, with `messages`, heard from them). */
-async function waitReached (page: Page, count: number, messages = false): Promise<void> {
-  const followed = progress.get(page)
-  if (followed === undefined) throw new Error('waitReached needs a page opened by openTogether')
+/** Waits until `tab` reached `count` peers (and, with `messages`, heard from them). */
+async function waitReached (tab: CdpTab, count: number, messages = false): Promise<void> {
   try {
-    await followed.until((p) => (messages ? p.first : p.joined) >= count, TIMEOUT, `reaching ${count} peers`)
+    await until(tab, `Object.keys(r.${messages ? 'first' : 'joined'}).length >= ${count}`, `reaching ${count} peers`)
   } catch (err: any) {
     // say where a stalled meeting stands: whom this tab reached, and its view of every other peer
-    const where = await page.evaluate(() => {
+    const where = await tab.evaluate<string>(`(() => {
       const r = window.bench?.rec
-      const peers = Object.entries((window.bench?.stats?.() as any)?.peers ?? {}).map(([id, p]: [string, any]) =>
-        `${id.slice(-6)} ${p.path} dials ${p.dialAttempts}/${p.dialFailures} failed${p.lastError !== undefined ? ` (${String(p.lastError).slice(0, 120)})` : ''} phases ${Object.keys(p.timeline ?? {}).join(',')}`)
-      return `peer ${r?.peerId?.slice(-6)} reached ${Object.keys(r?.joined ?? {}).length}; ${peers.join('; ')}`
-    }).catch(() => 'page gone')
+      const peers = Object.entries(window.bench?.stats?.()?.peers ?? {}).map(([id, p]) =>
+        id.slice(-6) + ' ' + p.path + ' dials ' + p.dialAttempts + '/' + p.dialFailures + ' failed' + (p.lastError !== undefined ? ' (' + String(p.lastError).slice(0, 120) + ')' : '') + ' phases ' + Object.keys(p.timeline ?? {}).join(','))
+      return 'peer ' + r?.peerId?.slice(-6) + ' reached ' + Object.keys(r?.joined ?? {}).length + '; ' + peers.join('; ')
+    })()`).catch(() => 'page gone')
     throw new Error(`${err?.message ?? err}\n${where}`)
   }
 }
 
-/** Waits until `page` received `count` stamped messages (from `from`, or anyone). */
-async function waitData (page: Page, count: number, from?: string): Promise<void> {
-  await page.waitForFunction(([n, f]) => window.bench.rec.data.filter((d) => f === undefined || d.from === f).length >= n, [count, from] as const, { timeout: TIMEOUT, polling: 100 })
+/** Waits until `tab` received `count` stamped messages (from `from`, or anyone). */
+async function waitData (tab: CdpTab, count: number, from?: string): Promise<void> {
+  const sender = from === undefined ? 'undefined' : JSON.stringify(from)
+  // stamped messages do not notify the driver: the page checks every 100 ms
+  await until(tab, `r.data.filter((d) => ${sender} === undefined || d.from === ${sender}).length >= ${count}`, `receiving ${count} messages`, 100)
 }
 
 // --- results ------------------------------------------------------------------------------
@@ -135,9 +156,9 @@ function record (measure: string, system: SystemName, values: number[]): void {
  * the app's own phases: script start, the PeerServer's OPEN (`ready`), the data connection's
  * `open` (`joined`) and the first message.
  */
-async function phaseTimes (page: Page): Promise<Record<string, number[]>> {
+async function phaseTimes (tab: CdpTab): Promise<Record<string, number[]>> {
   const out: Record<string, number[]> = {}
-  const { r, stats } = await page.evaluate(() => ({ r: window.bench.rec, stats: window.bench.stats?.() as any }))
+  const { r, stats } = await tab.evaluate<{ r: BenchRecord, stats: any }>('({ r: window.bench.rec, stats: window.bench.stats?.() })')
   const push = (k: string, v: number | undefined): void => { if (v !== undefined) (out[k] ??= []).push(v) }
   push('script start', r.scriptStart)
   push(SERVER_CONNECTED, r.ready)
@@ -178,8 +199,8 @@ function table (): string {
   return lines.join('\n')
 }
 
-let browser: Browser
-beforeAll(async () => { browser = await launchChromium() })
+let browser: CdpBrowser
+beforeAll(async () => { browser = await launchCdpBrowser() })
 afterAll(async () => {
   await browser?.close()
   const md = table()
@@ -194,7 +215,7 @@ describe('bench: meeting and delivery, beside PeerJS', () => {
       const tabsCpu: number[] = []
       const allCpu: number[] = []
       const phaseRuns: Array<Record<string, number[]>> = []
-      let last: Page[] = []
+      let last: CdpTab[] = []
       for (let r = 0; r < MEET_RUNS; r++) {
         let before = cpuSnapshot()
         const pages = await openTogether(browser, batchUrls(system, `meet${system}${Date.now()}`, 2, true), () => { before = cpuSnapshot(servers) })
@@ -216,7 +237,7 @@ describe('bench: meeting and delivery, beside PeerJS', () => {
       }
       recordPhases('2 tabs', system, phaseRuns)
       const other = (await rec(last[1])).peerId ?? ''
-      record('2 tabs: message round trip', system, await last[0].evaluate(async ([id, n]) => window.bench.rtt(id, n), [other, PINGS] as const))
+      record('2 tabs: message round trip', system, await last[0].evaluate<number[]>(`window.bench.rtt(${JSON.stringify(other)}, ${PINGS})`))
       await closeAll(last)
     }
   })
@@ -240,12 +261,12 @@ describe('bench: meeting and delivery, beside PeerJS', () => {
         if (r < 2) {
           // one sender at 50 msg/s
           const sender = recs[0].peerId ?? ''
-          await pages[0].evaluate(async () => window.bench.stream(50, 100))
+          await pages[0].evaluate('window.bench.stream(50, 100)')
           await Promise.all(pages.slice(1).map(async (p) => { await waitData(p, 100, sender) }))
           for (const p of pages.slice(1)) oneWay.push(...(await rec(p)).data.filter((d) => d.from === sender).map((d) => d.latency))
           // every tab sending 10 msg/s for 10 s: every message arrives once
-          await Promise.all(pages.map(async (p) => { await p.evaluate(() => { window.bench.rec.data = [] }) }))
-          await Promise.all(pages.map(async (p) => p.evaluate(async () => window.bench.stream(10, 100))))
+          await Promise.all(pages.map(async (p) => { await p.evaluate('window.bench.rec.data = [], 0') }))
+          await Promise.all(pages.map(async (p) => p.evaluate('window.bench.stream(10, 100)')))
           await Promise.all(pages.map(async (p) => { await waitData(p, 500) }))
           for (const p of pages) {
             const got = (await rec(p)).data

@@ -10,7 +10,7 @@ import type { Browser, BrowserContext, BrowserServer, Page } from 'playwright-co
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 /** The only flags this machine needs; nothing else: WebRTC (mDNS host candidates) and timers behave as in users' browsers. */
-const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS = [
   // root in a container: no user namespaces for the sandbox
   '--no-sandbox',
   '--disable-gpu',
