@@ -32,6 +32,7 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { cpuSnapshot, cpuSpent } from './cpu-threads.js'
+import type { CpuSnapshot } from './cpu-threads.js'
 import { writeResults } from './results.js'
 import { launchCdpBrowser } from './cdp-tabs.js'
 import type { CdpBrowser, CdpTab } from './cdp-tabs.js'
@@ -41,7 +42,7 @@ const relayAddr = inject('relayAddr')
 const benchUrl = inject('benchUrl')
 const peerServer = inject('peerServer')
 /** Each system's own server process, whose CPU counts in its meetings. */
-const servers = { relay: inject('relayPid'), peerserver: inject('peerServerPid') }
+const serverPid: Record<SystemName, number> = { ours: inject('relayPid'), peerjs: inject('peerServerPid') }
 const MEET_RUNS = Number(process.env.BENCH_MEET_RUNS ?? 9)
 const MESH_RUNS = Number(process.env.BENCH_MESH_RUNS ?? 5)
 const MESH10_RUNS = Number(process.env.BENCH_MESH10_RUNS ?? 3)
@@ -217,13 +218,14 @@ describe('bench: meeting and delivery, beside PeerJS', () => {
       const phaseRuns: Array<Record<string, number[]>> = []
       let last: CdpTab[] = []
       for (let r = 0; r < MEET_RUNS; r++) {
-        let before = cpuSnapshot()
-        const pages = await openTogether(browser, batchUrls(system, `meet${system}${Date.now()}`, 2, true), () => { before = cpuSnapshot(servers) })
+        const server = { server: serverPid[system] }
+        let before: CpuSnapshot = new Map()
+        const pages = await openTogether(browser, batchUrls(system, `meet${system}${Date.now()}`, 2, true), () => { before = cpuSnapshot(server) })
         await Promise.all(pages.map(async (p) => { await waitReached(p, 1, true) }))
-        const cpu = cpuSpent(before, cpuSnapshot(servers))
+        const cpu = cpuSpent(before, cpuSnapshot(server))
         if (cpu.renderer !== undefined) {
           tabsCpu.push(cpu.renderer)
-          allCpu.push(Object.entries(cpu).filter(([k]) => k !== (system === 'ours' ? 'peerserver' : 'relay')).reduce((sum, [, ms]) => sum + ms, 0))
+          allCpu.push(Object.values(cpu).reduce((sum, ms) => sum + ms, 0))
         }
         for (const p of pages) times.push(...Object.values((await rec(p)).first))
         for (const p of pages) phaseRuns.push(await phaseTimes(p))
