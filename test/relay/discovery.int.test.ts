@@ -29,11 +29,42 @@ async function client (): Promise<Client> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: { denyDialMultiaddr: () => false },
+    // as a tab's node has it (src/node-config.ts): a ping answered late on a saturated CPU must
+    // not close the one connection a client has
+    connectionMonitor: { abortConnectionOnPingFailure: false },
     services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true }) }
   })
   clients.push(node as Client)
   await node.dial(multiaddr(relayAddr))
   return node as Client
+}
+
+/** What a client knows of the relay and `topic`, for a step that did not happen in time. */
+function stateOf (name: string, c: Client, topic: string): string {
+  const pubsub = c.services.pubsub as GossipSub & { getMeshPeers: (topic: string) => string[] }
+  const conns = c.getConnections().map((conn) => `${conn.remotePeer.toString() === relayPeer ? 'relay' : conn.remotePeer.toString()} ${conn.status}: ${conn.streams.map((s) => `${s.direction} ${s.protocol ?? '?'}`).join(', ')}`)
+  return `${name}: connections [${conns.join('; ')}], relay subscribed ${String(pubsub.getSubscribers(topic).map(String).includes(relayPeer))}, mesh [${pubsub.getMeshPeers(topic).join(', ')}]`
+}
+
+/**
+ * `promise`, or an error naming `what` and the clients' state once `ms` passed: a step that never
+ * happens says which one it was, rather than the test timing out.
+ */
+async function step<T> (what: string, promise: Promise<T>, clients: Record<string, Client>, topic: string, ms = 20_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      void fetch(`${relayHttp}/status`).then(async (r) => r.text()).catch((err) => String(err)).then((status) => {
+        const states = Object.entries(clients).map(([name, c]) => stateOf(name, c, topic))
+        reject(new Error(`not within ${ms} ms: ${what}\n${states.join('\n')}\nrelay status: ${status}`))
+      })
+    }, ms)
+  })
+  try {
+    return await Promise.race([promise, late])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /** A well-formed announcement of `c` (the relay forwards nothing else). */
@@ -88,7 +119,7 @@ describe('relay room discovery', () => {
       })
       p.services.pubsub.subscribe(topic)
     })
-    await Promise.all(peers.map(async (p) => { await relayFollows(p, topic) }))
+    await step('the relay followed the topic', Promise.all(peers.map(async (p) => { await relayFollows(p, topic) })), Object.fromEntries(peers.map((p, i) => [`peer ${i}`, p])), topic)
     await Promise.all(peers.map(async (p) => p.services.pubsub.publish(topic, announcementOf(p))))
 
     await expect.poll(() => seen.map((s) => s.size), { timeout: 20_000 }).toEqual(peers.map(() => peers.length - 1))
@@ -100,7 +131,7 @@ describe('relay room discovery', () => {
     const got: Uint8Array[] = []
     receiver.services.pubsub.addEventListener('message', (e) => { if (e.detail.topic === topic) got.push(e.detail.data) })
     for (const c of [sender, receiver]) c.services.pubsub.subscribe(topic)
-    await Promise.all([relayFollows(sender, topic), relayFollows(receiver, topic)])
+    await step('the relay followed the topic', Promise.all([relayFollows(sender, topic), relayFollows(receiver, topic)]), { sender, receiver }, topic)
     const before = (await (await fetch(`${relayHttp}/status`)).json()).counters.announcementsRejected
 
     const own = `/ip4/127.0.0.1/tcp/1/ws/p2p/${relayPeer}/p2p-circuit/webrtc/p2p/${sender.peerId.toString()}`
@@ -123,12 +154,12 @@ describe('relay room discovery', () => {
     for (const c of [member, gone]) c.services.pubsub.subscribe(topic)
     // knowing the relay follows the topic is not enough: 1 run in 6 published gone's leave before
     // gone's own gossipsub stream to the relay was open, to nobody, and waited out the timeout
-    await Promise.all([relayMeshes(member, topic), relayMeshes(gone, topic)])
+    await step('both clients grafted the relay', Promise.all([relayMeshes(member, topic), relayMeshes(gone, topic)]), { member, gone }, topic)
     await member.services.pubsub.publish(topic, announcementOf(member))
     await gone.services.pubsub.publish(topic, announcementOf(gone))
     await gone.services.pubsub.publish(topic, encodeAnnouncement({ v: 1, kind: 'leave' }))
     // the relay has processed them once `member` sees gone's leave forwarded
-    await new Promise<void>((resolve) => {
+    await step('member heard gone leave', new Promise<void>((resolve) => {
       member.services.pubsub.addEventListener('message', function seen (e) {
         if (e.detail.topic !== topic || e.detail.type !== 'signed' || !e.detail.from.equals(gone.peerId)) return
         if (new TextDecoder().decode(e.detail.data).includes('leave')) {
@@ -136,7 +167,7 @@ describe('relay room discovery', () => {
           resolve()
         }
       })
-    })
+    }), { member, gone }, topic)
 
     // nobody announces again: what the newcomer learns, it learns from the relay's hand-over
     const newcomer = await client()
@@ -155,7 +186,7 @@ describe('relay room discovery', () => {
     const c = await client()
     c.services.pubsub.subscribe(DISCOVERY_TOPIC_PREFIX + name)
     c.services.pubsub.subscribe(ROOM_TOPIC_PREFIX + name)
-    await relayFollows(c, DISCOVERY_TOPIC_PREFIX + name)
+    await step('the relay followed the topic', relayFollows(c, DISCOVERY_TOPIC_PREFIX + name), { c }, DISCOVERY_TOPIC_PREFIX + name)
     expect(c.services.pubsub.getSubscribers(ROOM_TOPIC_PREFIX + name).map(String)).not.toContain(relayPeer)
     const status = await (await fetch(`${relayHttp}/status`)).json()
     expect(status.roomsFollowed).toBeGreaterThanOrEqual(1)
