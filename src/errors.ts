@@ -171,3 +171,13 @@ export class InvalidMediaError extends Error {
   static name = 'InvalidMediaError'
   name = 'InvalidMediaError'
 }
+
+/**
+ * Why a relay connection was closed by this node: it went without one of its two gossipsub
+ * streams (pubsub-streams.ts). Seen only as the reason of a `connection:close`; the relay is
+ * dialed again at once.
+ */
+export class PubSubStreamLostError extends Error {
+  static name = 'PubSubStreamLostError'
+  name = 'PubSubStreamLostError'
+}

@@ -7,7 +7,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { createLibp2p } from 'libp2p'
 import {
   DEFAULT_BURST, DEFAULT_HISTORY_REQUESTS_PER_MINUTE, DEFAULT_HISTORY_SIZE, DEFAULT_MESSAGES_PER_SECOND, DEFAULT_SESSION_TYPE, FRAME_OVERHEAD_BYTES,
-  HARD_MAX_FRAME_BYTES, HISTORY_PROTOCOL, HISTORY_WRITE_TIMEOUT_MS, MAX_HISTORY_FRAMES, MAX_ROOM_NAME_LENGTH, ROOM_PROTOCOL, SESSION_TYPES,
+  HARD_MAX_FRAME_BYTES, HISTORY_PROTOCOL, HISTORY_WRITE_TIMEOUT_MS, MAX_HISTORY_FRAMES, MAX_ROOM_NAME_LENGTH, RELAY_PUBSUB_GRACE_MS, ROOM_PROTOCOL,
+  SESSION_TYPES,
   // media (issue 11, src/media/)
   MAX_MEDIA_FRAME_BYTES, MEDIA_PROTOCOL
 } from './constants.js'
@@ -18,6 +19,7 @@ import { resolveIceServers } from './ice.js'
 import { resolveIdentity } from './identity.js'
 import { roomNodeConfig } from './node-config.js'
 import { deriveRoomSecrets } from './private-room.js'
+import { PubSubStreamGuard } from './pubsub-streams.js'
 import { connectToRelay, parseRelayAddrs } from './relay-dial.js'
 import { RelaySet } from './relays.js'
 import { RoomImpl } from './room.js'
@@ -285,6 +287,9 @@ async function startWithRelays (options: ResolvedRoomNodeOptions, relays: Multia
   // watches reservations and keeps enough relays connected, from before the first dial
   const relaySet = new RelaySet(libp2p, { configured: relays, maxRelays: options.maxRelays, dialTimeout: options.dialTimeout, log: libp2p.logger.forComponent('p2p-rooms:relays') })
   relaySet.start()
+  // a relay connection that lost a gossipsub stream is dialed anew, and the relay set redials it
+  const pubsubStreams = new PubSubStreamGuard({ events: libp2p, log: libp2p.logger.forComponent('p2p-rooms:relays') }, { protocols: libp2p.services.pubsub.protocols, graceMs: RELAY_PUBSUB_GRACE_MS })
+  pubsubStreams.start()
   const links = new DirectLinks({
     peerId: libp2p.peerId.toString(),
     logger: libp2p.logger,
@@ -305,6 +310,7 @@ async function startWithRelays (options: ResolvedRoomNodeOptions, relays: Multia
   libp2p.addEventListener('stop', () => {
     links.stop()
     relaySet.stop()
+    pubsubStreams.stop()
   }, { once: true })
   try {
     // a configured relay is trusted: reserve on it the moment it is connected (reserve.ts)
