@@ -4,11 +4,11 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
-import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { webRTC } from '@libp2p/webrtc'
 import { INBOUND_CONNECTION_THRESHOLD, WEBRTC_MAX_MESSAGE_BYTES } from './constants.js'
+import { roomsGossipsub } from './gossipsub.js'
 import { noiseCrypto } from './noise-crypto.js'
 import { relayRecords } from './relay-discovery.js'
 import { relayReserver } from './reserve.js'
@@ -101,7 +101,7 @@ export function roomNodeConfig (init: NodeConfigInit): Libp2pOptions<RoomNodeSer
       ping: ping(),
       // discovery announcements and relay records, exchanged with relays only: identify runs on
       // relay connections only, and gossipsub opens its streams to a peer once identify has run
-      pubsub: gossipsub({
+      pubsub: roomsGossipsub({
         // a room does not hand a sender its own messages back
         emitSelf: false,
         // discovery announcements are periodic; a lone first member must not get an error

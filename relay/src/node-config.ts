@@ -4,11 +4,11 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
-import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { webSockets } from '@libp2p/websockets'
+import { roomsGossipsub } from 'p2p-rooms/gossipsub'
 import {
   DEFAULT_LISTEN, LIBP2P_CONNECTION_HEADROOM, MAX_INCOMING_PENDING_CONNECTIONS, MAX_OUTBOUND_BUFFER_BYTES, PING_MAX_TIMEOUT_MS, RELAY_MESH_D,
   RELAY_MESH_D_HI, RELAY_MESH_D_LO
@@ -113,7 +113,7 @@ export function relayNodeConfig (init: RelayNodeConfigInit): Libp2pOptions<Relay
         }
       }),
       // forwards discovery announcements between room members not yet connected to each other
-      pubsub: gossipsub({
+      pubsub: roomsGossipsub({
         // the relay publishes nothing it needs back (its relay record, federation.ts)
         emitSelf: false,
         // its relay record is published whether or not another relay listens yet

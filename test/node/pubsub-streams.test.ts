@@ -1,5 +1,6 @@
 /**
- * A room node whose gossipsub stream with its relay is reset, while the connection stays open,
+ * A room node speaks one gossipsub protocol (src/gossipsub.ts), and one whose gossipsub stream
+ * with its relay is reset, while the connection stays open,
  * gets both streams back (src/pubsub-streams.ts). Real room nodes and a real relay process.
  */
 import { afterEach, describe, expect, inject, it } from 'vitest'
@@ -21,6 +22,18 @@ afterEach(async () => {
 const gossipsubStreams = (conn: Connection): string[] => conn.streams.filter((s) => s.protocol?.startsWith('/meshsub/') === true).map((s) => s.direction).sort()
 
 describe('a room node\'s gossipsub streams with its relay', () => {
+  // one protocol lets multistream-select open a stream without a round trip (src/gossipsub.ts)
+  it('speak /meshsub/1.2.0 alone, both ways', async () => {
+    const a = await createRoomNode({ relays: [relayAddr] })
+    members.push({ node: a, room: await a.joinRoom(uniqueRoom('pubsub-protocol')) })
+    const handled = a.libp2p.getProtocols().filter((p) => p.startsWith('/meshsub/') || p.startsWith('/floodsub/'))
+    expect(handled).toEqual(['/meshsub/1.2.0'])
+    const conn = a.libp2p.getConnections().find((c) => c.remotePeer.toString() === relayPeer)
+    if (conn === undefined) throw new Error('no connection to the relay')
+    await expect.poll(() => gossipsubStreams(conn), { timeout: 10_000 }).toEqual(['inbound', 'outbound'])
+    expect(conn.streams.filter((s) => s.protocol?.startsWith('/meshsub/') === true).map((s) => s.protocol)).toEqual(['/meshsub/1.2.0', '/meshsub/1.2.0'])
+  })
+
   // without the guard, gossipsub 17.1.1 never opens a stream again while the connection stays
   // open (libp2p/js-libp2p#2771): the member below was never met (25–30 s, in every run)
   it('are made anew when one is reset, and a newcomer then meets the member', async () => {
