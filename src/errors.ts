@@ -173,9 +173,9 @@ export class InvalidMediaError extends Error {
 }
 
 /**
- * Why a relay connection was closed by this node: it went without one of its two gossipsub
- * streams (pubsub-streams.ts). Seen only as the reason of a `connection:close`; the relay is
- * dialed again at once.
+ * Why a connection was closed by this node or relay: it went without one of its two gossipsub
+ * streams (pubsub-streams.ts). Seen only as the reason of a `connection:close`; a tab dials its
+ * relay again at once.
  */
 export class PubSubStreamLostError extends Error {
   static name = 'PubSubStreamLostError'

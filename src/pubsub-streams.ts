@@ -1,20 +1,22 @@
 /**
- * Keeps a relay connection's gossipsub streams, or closes the connection so that it is made anew.
+ * Keeps a connection's gossipsub streams, or closes the connection so that it is made anew.
  *
  * gossipsub keeps one long-lived stream each way per peer. It opens its own once identify has run
  * (or once the remote opened one to us) and never again while the connection stays open: a stream
  * reset under it (a yamux or transport error, the relay's per-stream write buffer limit) or one
  * that failed to open leaves that direction silent for the rest of the connection (gossipsub
  * 17.1.1; libp2p/js-libp2p#3531 restores streams on reconnection and leaves this case open, see
- * libp2p/js-libp2p#2771). On a relay connection that means a node whose rooms are never announced,
- * or that never hears of a newcomer: a room member on it is never met (test/node/pubsub-streams.test.ts).
+ * libp2p/js-libp2p#2771). Between a tab and its relay that means rooms never announced, or a
+ * newcomer never heard of: a room member on it is never met (test/node/pubsub-streams.test.ts).
  *
  * So: `graceMs` after identify says a peer speaks gossipsub over a connection, that connection must
  * have a gossipsub stream each way, and must keep both while it is open. When it does not, the
- * connection is aborted with `PubSubStreamLostError`; the relay set (relays.ts) dials the relay
- * again at once, and the new connection opens both streams and reserves anew. A connection is
- * closed at most once per `graceMs` of its life, so a relay that keeps resetting our streams is
- * redialed at that pace at most.
+ * connection is aborted with `PubSubStreamLostError`, and made anew by whoever keeps it: a tab's
+ * relay set dials its relay again at once (relays.ts), a tab whose relay closed it does the same,
+ * and a relay's federated relays are redialed (relay/src/federation.ts). Tabs run this on their
+ * relay connections (the only ones they identify), relays on every connection. A connection is
+ * closed at most once per `graceMs` of its life, so a peer that keeps resetting our streams is
+ * reconnected at that pace at most.
  */
 import { PubSubStreamLostError } from './errors.js'
 import type { Connection, IdentifyResult, Libp2pEvents, Logger, Startable, Stream } from '@libp2p/interface'

@@ -8,6 +8,8 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { TypedEventEmitter } from 'main-event'
+import { RELAY_PUBSUB_GRACE_MS } from 'p2p-rooms/constants'
+import { PubSubStreamGuard } from 'p2p-rooms/pubsub-streams'
 import { peerIdOf } from 'p2p-rooms/relay-records'
 import { Registry } from 'prom-client'
 import { trackCircuits } from './circuits.js'
@@ -82,6 +84,7 @@ export class RelayServer extends TypedEventEmitter<RelayEvents> implements Relay
   private readonly connections = { opened: 0, closed: 0 }
   private node?: Libp2p<RelayServices>
   private follower?: RoomFollower
+  private pubsubStreams?: PubSubStreamGuard
   private circuits?: CircuitTracker
   private log?: Logger
   private startedAt = 0
@@ -152,6 +155,11 @@ export class RelayServer extends TypedEventEmitter<RelayEvents> implements Relay
     })
     follower.start()
     libp2p.addEventListener('peer:disconnect', (evt) => { follower.forget(evt.detail.toString()) })
+    // a peer's connection that lost a gossipsub stream is closed, as tabs close theirs: gossipsub
+    // never opens that stream again on the same connection (libp2p/js-libp2p#2771), and a tab or a
+    // federated relay we can no longer tell, or hear, is a room that silently stops meeting
+    const pubsubStreams = this.pubsubStreams = new PubSubStreamGuard({ events: libp2p, log }, { protocols: libp2p.services.pubsub.protocols, graceMs: RELAY_PUBSUB_GRACE_MS })
+    pubsubStreams.start()
     limits.attach(libp2p)
     const circuits = this.circuits = trackCircuits(libp2p, { durationLimit: options.circuitDurationLimit })
     libp2p.addEventListener('connection:open', () => { this.connections.opened++ })
@@ -188,6 +196,7 @@ export class RelayServer extends TypedEventEmitter<RelayEvents> implements Relay
     this.limits.close()
     this.circuits?.close()
     this.follower?.stop()
+    this.pubsubStreams?.stop()
     await Promise.all(libp2p.getConnections().map(async (conn) => {
       try {
         await conn.close({ signal: AbortSignal.timeout(CONNECTION_CLOSE_TIMEOUT_MS) })
