@@ -306,6 +306,19 @@ export const RELAY_REDIAL_JITTER = 0.2
  */
 export const RELAY_ONLINE_PING_TIMEOUT_MS = 3_000
 
+/**
+ * Every this often each relay connection is pinged, in ms (relays.ts): a relay whose host lost
+ * power or its network leaves a WebSocket that looks open until TCP notices, which takes hours,
+ * and the connection monitor only measures (node-config.ts).
+ */
+export const RELAY_LIVENESS_INTERVAL_MS = 15_000
+
+/** How long a relay has to answer one of those pings, in ms: ten times a round trip to a relay on a saturated machine. */
+export const RELAY_LIVENESS_TIMEOUT_MS = 5_000
+
+/** Pings in a row a relay may miss before its connection is closed and its reservation made elsewhere or again. */
+export const RELAY_LIVENESS_MISSES = 2
+
 /** Addresses a node remembers per relay (configured or learned from relay records). */
 export const MAX_RELAY_ADDRS = 16
 

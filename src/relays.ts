@@ -28,14 +28,16 @@
  * reservation at all it redials every `RELAY_OUTAGE_REDIAL_MAX_MS` at most, and it redials at once
  * when the browser comes back online (`online`), when the page becomes visible again (timers of
  * hidden tabs are throttled), when a reservation is lost, and when a trusted record shows a relay
- * alive.
+ * alive. A relay that stops answering without closing its connection (its host lost power or its
+ * network) is found by a ping every `RELAY_LIVENESS_INTERVAL_MS`, and its connection closed after
+ * `RELAY_LIVENESS_MISSES` missed in a row.
  */
 import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import { TypedEventEmitter } from 'main-event'
 import { backoffDelay } from './backoff.js'
 import {
-  MAX_KNOWN_RELAYS, MAX_RELAY_ADDRS, RELAY_ONLINE_PING_TIMEOUT_MS, RELAY_OUTAGE_REDIAL_MAX_MS, RELAY_REDIAL_JITTER, RELAY_REDIAL_MAX_MS,
-  RELAY_REDIAL_MIN_MS, RELAY_RESERVATION_GRACE_MS
+  MAX_KNOWN_RELAYS, MAX_RELAY_ADDRS, RELAY_LIVENESS_INTERVAL_MS, RELAY_LIVENESS_MISSES, RELAY_LIVENESS_TIMEOUT_MS, RELAY_ONLINE_PING_TIMEOUT_MS,
+  RELAY_OUTAGE_REDIAL_MAX_MS, RELAY_REDIAL_JITTER, RELAY_REDIAL_MAX_MS, RELAY_REDIAL_MIN_MS, RELAY_RESERVATION_GRACE_MS
 } from './constants.js'
 import { RelayRecords } from './relay-discovery.js'
 import { peerIdOf, relayDialAddr, RelayTrust, withPeerId } from './relay-records.js'
@@ -105,6 +107,11 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
   /** Connections identify ran on (or is running on), so that each is identified once by us. */
   private readonly identified = new WeakSet<Connection>()
   private timer?: ReturnType<typeof setTimeout>
+  private liveness?: ReturnType<typeof setInterval>
+  /** relays pinged by the liveness check right now */
+  private readonly pinging = new Set<string>()
+  /** per relay, the liveness pings it missed in a row */
+  private readonly missedPings = new Map<string, number>()
   private started = false
 
   constructor (libp2p: RelaySetComponents, init: RelaySetInit) {
@@ -147,6 +154,7 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
     globalThis.addEventListener?.('online', this.onOnline)
     globalThis.document?.addEventListener?.('visibilitychange', this.onVisibilityChange)
     for (const conn of this.libp2p.getConnections()) this.identifyServer(conn)
+    this.liveness = setInterval(() => { this.checkLiveness() }, RELAY_LIVENESS_INTERVAL_MS)
     this.update()
   }
 
@@ -154,6 +162,8 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
     if (!this.started) return
     this.started = false
     clearTimeout(this.timer)
+    clearInterval(this.liveness)
+    this.missedPings.clear()
     this.libp2p.services.relayDiscovery.removeEventListener('peer', this.onRecord)
     this.libp2p.removeEventListener('peer:identify', this.onIdentify)
     this.libp2p.removeEventListener('connection:open', this.onConnectionOpen)
@@ -286,6 +296,35 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
           this.init.log('relay %s did not answer once online: closing its connection - %e', peerId, err)
           conn.abort(err)
         })
+    }
+  }
+
+  /**
+   * A relay connection can die without a close reaching us: a relay whose host lost power or its
+   * network leaves a WebSocket that looks open until TCP notices (hours), and libp2p's connection
+   * monitor only measures (node-config.ts: a slow ping must not close a room's WebRTC
+   * connections). So each relay connection is pinged every `RELAY_LIVENESS_INTERVAL_MS`, and one
+   * that missed `RELAY_LIVENESS_MISSES` pings in a row, each given `RELAY_LIVENESS_TIMEOUT_MS`, is
+   * closed: its reservation goes, and the set reserves on another relay or dials it again.
+   */
+  private checkLiveness (): void {
+    for (const r of this.known.values()) {
+      const conn = this.connectionTo(r.peerId)
+      if (conn === undefined || this.pinging.has(r.peerId)) continue
+      this.pinging.add(r.peerId)
+      this.libp2p.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(RELAY_LIVENESS_TIMEOUT_MS) })
+        .then(() => { this.missedPings.delete(r.peerId) }, (err) => {
+          const missed = (this.missedPings.get(r.peerId) ?? 0) + 1
+          if (missed < RELAY_LIVENESS_MISSES) {
+            this.missedPings.set(r.peerId, missed)
+            return
+          }
+          this.missedPings.delete(r.peerId)
+          if (!this.started || conn.status !== 'open') return
+          this.init.log('relay %s missed %d pings in a row: closing its connection - %e', r.peerId, missed, err)
+          conn.abort(err)
+        })
+        .finally(() => { this.pinging.delete(r.peerId) })
     }
   }
 

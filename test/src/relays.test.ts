@@ -11,7 +11,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import {
-  RELAY_OUTAGE_REDIAL_MAX_MS, RELAY_REDIAL_JITTER, RELAY_REDIAL_MAX_MS, RELAY_REDIAL_MIN_MS, RELAY_RESERVATION_GRACE_MS
+  RELAY_LIVENESS_INTERVAL_MS, RELAY_LIVENESS_MISSES, RELAY_OUTAGE_REDIAL_MAX_MS, RELAY_REDIAL_JITTER, RELAY_REDIAL_MAX_MS, RELAY_REDIAL_MIN_MS,
+  RELAY_RESERVATION_GRACE_MS
 } from '../../src/constants.js'
 import { RelayRecords } from '../../src/relay-discovery.js'
 import { RelaySet } from '../../src/relays.js'
@@ -394,5 +395,49 @@ describe('relay set start and stop', () => {
     relaySet([A], 1).start()
     await vi.advanceTimersByTimeAsync(RELAY_REDIAL_MAX_MS)
     expect(node.dials).toEqual([])
+  })
+})
+
+describe('relay set liveness', () => {
+  it('closes a relay connection that missed its pings in a row, and dials the relay again', async () => {
+    node.up.add(A)
+    relaySet([A], 1).start()
+    await settle()
+    node.reserve(A)
+    const conn = node.connections.get(A) as unknown as { abort: ReturnType<typeof vi.fn> }
+    node.ping.mockRejectedValue(new Error('ping timed out'))
+    await vi.advanceTimersByTimeAsync(RELAY_LIVENESS_INTERVAL_MS * (RELAY_LIVENESS_MISSES - 1))
+    expect(conn.abort).not.toHaveBeenCalled()
+    await vi.advanceTimersByTimeAsync(RELAY_LIVENESS_INTERVAL_MS)
+    expect(conn.abort).toHaveBeenCalledOnce()
+    expect(node.ping).toHaveBeenCalledTimes(RELAY_LIVENESS_MISSES)
+    // the connection goes as libp2p closes it: the set dials the relay again at once
+    node.drop(A)
+    await settle()
+    expect(node.dialsOf(A)).toHaveLength(2)
+  })
+
+  it('forgives a missed ping once the next one is answered', async () => {
+    node.up.add(A)
+    relaySet([A], 1).start()
+    await settle()
+    node.reserve(A)
+    const conn = node.connections.get(A) as unknown as { abort: ReturnType<typeof vi.fn> }
+    for (let i = 0; i < 4; i++) {
+      // missed, answered, missed, answered: never RELAY_LIVENESS_MISSES (2) in a row
+      if (i % 2 === 0) node.ping.mockRejectedValueOnce(new Error('ping timed out'))
+      await vi.advanceTimersByTimeAsync(RELAY_LIVENESS_INTERVAL_MS)
+    }
+    expect(node.ping).toHaveBeenCalledTimes(4)
+    expect(conn.abort).not.toHaveBeenCalled()
+  })
+
+  it('pings no relay once stopped', async () => {
+    node.up.add(A)
+    relaySet([A], 1).start()
+    await settle()
+    set?.stop()
+    await vi.advanceTimersByTimeAsync(RELAY_LIVENESS_INTERVAL_MS * 3)
+    expect(node.ping).not.toHaveBeenCalled()
   })
 })
