@@ -291,9 +291,9 @@ export const RELAY_OUTAGE_REDIAL_MAX_MS = 2_000
 /**
  * How long after identify a connection may go without its two gossipsub streams (one each way)
  * before it is closed and made anew, in ms (pubsub-streams.ts; tabs on their relay connections,
- * relays on every connection). gossipsub opens them
- * within a round trip or two; the margin is for a saturated CPU, where a tab that is meeting ten
- * others answers seconds late. Also the shortest life of a connection closed that way.
+ * relays on every connection). gossipsub opens them within a round trip or two; the margin is for
+ * a saturated CPU, where a tab that is meeting ten others answers seconds late. Also the shortest
+ * life of a connection closed that way.
  */
 export const RELAY_PUBSUB_GRACE_MS = 15_000
 
