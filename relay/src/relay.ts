@@ -34,9 +34,6 @@ import type { Logger, Startable } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from 'libp2p'
 
-/** gossipsub's protocols (@libp2p/gossipsub exports no constant for them): its bytes are `transfer.pubsub`. */
-const PUBSUB_PROTOCOLS = ['/meshsub/1.0.0', '/meshsub/1.1.0', '/meshsub/1.2.0', '/meshsub/1.3.0', '/floodsub/1.0.0']
-
 /** Every option of `RelayInit` with a default, resolved. */
 export type RelayOptions = ReturnType<typeof resolveOptions>
 
@@ -252,7 +249,7 @@ export class RelayServer extends TypedEventEmitter<RelayEvents> implements Relay
         circuits: structuredClone(circuits.counts)
       },
       limits: inForce,
-      transfer: await transferBytes(this.registry)
+      transfer: await transferBytes(this.registry, this.libp2p.services.pubsub.protocols)
     }
   }
 
@@ -263,8 +260,11 @@ export class RelayServer extends TypedEventEmitter<RelayEvents> implements Relay
   }
 }
 
-/** Reads libp2p's per-protocol byte counters (`libp2p_data_transfer_bytes_total`). */
-async function transferBytes (registry: Registry): Promise<TransferBytes> {
+/**
+ * Reads libp2p's per-protocol byte counters (`libp2p_data_transfer_bytes_total`): the hop
+ * protocol's are `circuit`, those of gossipsub's `pubsubProtocols` (what it speaks) `pubsub`.
+ */
+async function transferBytes (registry: Registry, pubsubProtocols: string[]): Promise<TransferBytes> {
   const out: TransferBytes = { circuit: { sent: 0, received: 0 }, pubsub: { sent: 0, received: 0 } }
   const metric = registry.getSingleMetric('libp2p_data_transfer_bytes_total')
   if (metric === undefined) return out
@@ -272,7 +272,7 @@ async function transferBytes (registry: Registry): Promise<TransferBytes> {
     const [protocol, direction] = String(labels.protocol).split(' ') as [string, 'sent' | 'received']
     if (direction !== 'sent' && direction !== 'received') continue
     if (protocol === RELAY_V2_HOP_CODEC) out.circuit[direction] += value
-    else if (PUBSUB_PROTOCOLS.includes(protocol)) out.pubsub[direction] += value
+    else if (pubsubProtocols.includes(protocol)) out.pubsub[direction] += value
   }
   return out
 }
