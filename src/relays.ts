@@ -110,8 +110,8 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
   private liveness?: ReturnType<typeof setInterval>
   /** relays pinged by the liveness check right now */
   private readonly pinging = new Set<string>()
-  /** per relay, the liveness pings it missed in a row */
-  private readonly missedPings = new Map<string, number>()
+  /** per relay connection, the liveness pings it missed in a row (a new connection starts at 0) */
+  private missedPings = new WeakMap<Connection, number>()
   private started = false
 
   constructor (libp2p: RelaySetComponents, init: RelaySetInit) {
@@ -163,7 +163,7 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
     this.started = false
     clearTimeout(this.timer)
     clearInterval(this.liveness)
-    this.missedPings.clear()
+    this.missedPings = new WeakMap()
     this.libp2p.services.relayDiscovery.removeEventListener('peer', this.onRecord)
     this.libp2p.removeEventListener('peer:identify', this.onIdentify)
     this.libp2p.removeEventListener('connection:open', this.onConnectionOpen)
@@ -313,13 +313,13 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
       if (conn === undefined || this.pinging.has(r.peerId)) continue
       this.pinging.add(r.peerId)
       this.libp2p.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(RELAY_LIVENESS_TIMEOUT_MS) })
-        .then(() => { this.missedPings.delete(r.peerId) }, (err) => {
-          const missed = (this.missedPings.get(r.peerId) ?? 0) + 1
+        .then(() => { this.missedPings.delete(conn) }, (err) => {
+          const missed = (this.missedPings.get(conn) ?? 0) + 1
           if (missed < RELAY_LIVENESS_MISSES) {
-            this.missedPings.set(r.peerId, missed)
+            this.missedPings.set(conn, missed)
             return
           }
-          this.missedPings.delete(r.peerId)
+          this.missedPings.delete(conn)
           if (!this.started || conn.status !== 'open') return
           this.init.log('relay %s missed %d pings in a row: closing its connection - %e', r.peerId, missed, err)
           conn.abort(err)

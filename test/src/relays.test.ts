@@ -432,6 +432,28 @@ describe('relay set liveness', () => {
     expect(conn.abort).not.toHaveBeenCalled()
   })
 
+  it('counts the misses of each connection: a new connection to the relay starts afresh', async () => {
+    node.up.add(A)
+    relaySet([A], 1).start()
+    await settle()
+    node.reserve(A)
+    const first = node.connections.get(A) as unknown as { abort: ReturnType<typeof vi.fn> }
+    node.ping.mockRejectedValueOnce(new Error('ping timed out'))
+    await vi.advanceTimersByTimeAsync(RELAY_LIVENESS_INTERVAL_MS)
+    expect(node.ping).toHaveBeenCalledTimes(1)
+    // the connection closes for another reason after one miss; the set dials the relay again
+    node.drop(A)
+    await settle()
+    const second = node.connections.get(A) as unknown as { abort: ReturnType<typeof vi.fn> }
+    expect(second).not.toBe(first)
+    node.reserve(A)
+    node.ping.mockRejectedValueOnce(new Error('ping timed out'))
+    await vi.advanceTimersByTimeAsync(RELAY_LIVENESS_INTERVAL_MS)
+    // one miss on the new connection: not RELAY_LIVENESS_MISSES (2) in a row on it
+    expect(node.ping).toHaveBeenCalledTimes(2)
+    expect(second.abort).not.toHaveBeenCalled()
+  })
+
   it('pings no relay once stopped', async () => {
     node.up.add(A)
     relaySet([A], 1).start()
