@@ -17,7 +17,7 @@ import { createLibp2p } from 'libp2p'
 import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 // the HOP message codec is not exported by the package; tests read the wire status with it
 import { HopMessage } from '../../node_modules/@libp2p/circuit-relay-v2/dist/src/pb/index.js'
-import type { GossipSub } from '@libp2p/gossipsub'
+import type { GossipSub, GossipsubOpts } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { Connection } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
@@ -44,15 +44,19 @@ export async function client (listenVia?: string): Promise<Client> {
 
 /**
  * A plain gossipsub node dialed to `relayAddr`, standing in for a room member's discovery
- * subscriptions; stopped by `stopClients` or by the caller.
+ * subscriptions; stopped by `stopClients` or by the caller. As a tab's node (src/node-config.ts),
+ * it keeps its relay connection through a ping answered late on a saturated CPU.
+ *
+ * @param pubsub - gossipsub's options, over its defaults
  */
-export async function gossipClient (relayAddr: string): Promise<Libp2p<{ identify: Identify, pubsub: GossipSub }>> {
+export async function gossipClient (relayAddr: string, pubsub: Partial<GossipsubOpts> = {}): Promise<Libp2p<{ identify: Identify, pubsub: GossipSub }>> {
   const node = await createLibp2p({
     transports: [webSockets()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: { denyDialMultiaddr: () => false },
-    services: { identify: identify(), pubsub: gossipsub() }
+    connectionMonitor: { abortConnectionOnPingFailure: false },
+    services: { identify: identify(), pubsub: gossipsub(pubsub) }
   })
   clients.push(node as unknown as Client)
   await node.dial(multiaddr(relayAddr))

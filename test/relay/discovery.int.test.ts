@@ -2,41 +2,21 @@
  * The relay forwards room announcements between peers that are not connected to each other.
  * Plain gossipsub clients (no WebRTC) stand in for browser tabs: what is tested is the relay.
  */
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { gossipsub } from '@libp2p/gossipsub'
-import { identify } from '@libp2p/identify'
-import { webSockets } from '@libp2p/websockets'
-import { multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p } from 'libp2p'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { DISCOVERY_TOPIC_PREFIX, MAX_ANNOUNCEMENT_BYTES, ROOM_TOPIC_PREFIX } from '../../src/constants.js'
 import { encodeAnnouncement } from '../../src/wire.js'
+import { gossipClient, stopClients } from './clients.js'
 import type { GossipSub } from '@libp2p/gossipsub'
-import type { Libp2p } from 'libp2p'
 
 const relayAddr = inject('relayAddr')
 const relayHttp = inject('relayHttp')
 const relayPeer = relayAddr.split('/p2p/')[1]
 
-type Client = Libp2p<{ pubsub: GossipSub, identify: unknown }>
-const clients: Client[] = []
-afterAll(async () => { await Promise.all(clients.map(async (c) => { await c.stop() })) })
+type Client = Awaited<ReturnType<typeof gossipClient>>
+afterAll(stopClients)
 
 async function client (): Promise<Client> {
-  const node = await createLibp2p({
-    transports: [webSockets()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    connectionGater: { denyDialMultiaddr: () => false },
-    // as a tab's node has it (src/node-config.ts): a ping answered late on a saturated CPU must
-    // not close the one connection a client has
-    connectionMonitor: { abortConnectionOnPingFailure: false },
-    services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true }) }
-  })
-  clients.push(node as Client)
-  await node.dial(multiaddr(relayAddr))
-  return node as Client
+  return await gossipClient(relayAddr, { allowPublishToZeroTopicPeers: true })
 }
 
 /** What a client knows of the relay and `topic`, for a step that did not happen in time. */
