@@ -541,7 +541,7 @@ async function untilAborted<T> (promise: Promise<T>, signal: AbortSignal | undef
  * already resolved promise, so from the second wait on it resolves at once and a fast sender
  * piles every frame into the stream's unbounded write buffer (the backpressure test shows it).
  */
-async function drained (stream: Stream, signal?: AbortSignal): Promise<void> {
+export async function drained (stream: Stream, signal?: AbortSignal): Promise<void> {
   if (!stream.writableNeedsDrain) return
   signal?.throwIfAborted()
   await new Promise<void>((resolve, reject) => {

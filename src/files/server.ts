@@ -5,8 +5,9 @@
  */
 import { Uint8ArrayList } from 'uint8arraylist'
 import { MAX_WANT_INDICES } from '../constants.js'
+import { drained } from '../streams.js'
 import { readChunk } from './manifest.js'
-import { asError, drained, writeFrame } from './stream-io.js'
+import { asError, writeFrame } from './stream-io.js'
 import { FRAME_CHUNK, decodeWant, encodeManifestFrames, encodeMissing } from './wire.js'
 import type { Manifest } from './manifest.js'
 import type { Stream } from '@libp2p/interface'

@@ -4,10 +4,9 @@
  * that ends reliably (src/streams.ts `incoming`, which works around @libp2p/utils 7.4.1's own
  * iterator). File streams need a duplex exchange src/streams.ts does not offer, so these live here.
  */
-import { StreamStateError } from '@libp2p/interface'
 import { decode, encode } from 'it-length-prefixed'
-import { incoming } from '../streams.js'
-import type { Stream, StreamCloseEvent } from '@libp2p/interface'
+import { drained, incoming } from '../streams.js'
+import type { Stream } from '@libp2p/interface'
 
 /** The stream ended before the frame its request asked for. */
 export class UnexpectedEndError extends Error {
@@ -40,31 +39,6 @@ export async function firstFrame (stream: Stream, maxFrameBytes: number): Promis
 export async function writeFrame (stream: Stream, frame: Uint8Array, signal?: AbortSignal): Promise<void> {
   signal?.throwIfAborted()
   if (!stream.send(encode.single(frame).subarray())) await drained(stream, signal)
-}
-
-/**
- * Resolves at the stream's next `drain`; rejects if it closes first or `signal` aborts. Not
- * `stream.onDrain()`: in @libp2p/utils 7.4.1 that keeps its first, already resolved promise, so
- * later waits return at once (see src/streams.ts and its backpressure test).
- */
-export async function drained (stream: Stream, signal?: AbortSignal): Promise<void> {
-  if (!stream.writableNeedsDrain) return
-  signal?.throwIfAborted()
-  await new Promise<void>((resolve, reject) => {
-    const onDrain = (): void => { settle() }
-    const onClose = (evt: StreamCloseEvent): void => { settle(evt.error ?? new StreamStateError('the stream closed before it drained')) }
-    const onAbort = (): void => { settle(asError(signal?.reason)) }
-    function settle (err?: Error): void {
-      stream.removeEventListener('drain', onDrain)
-      stream.removeEventListener('close', onClose)
-      signal?.removeEventListener('abort', onAbort)
-      if (err === undefined) resolve()
-      else reject(err)
-    }
-    stream.addEventListener('drain', onDrain)
-    stream.addEventListener('close', onClose)
-    signal?.addEventListener('abort', onAbort)
-  })
 }
 
 export function asError (err: unknown): Error {
