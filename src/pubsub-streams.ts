@@ -44,6 +44,8 @@ export class PubSubStreamGuard implements Startable {
   /** streams whose `close` we listen to */
   private readonly listened = new WeakSet<Stream>()
   private started = false
+  /** Connections aborted for a missing gossipsub stream since construction. */
+  aborted = 0
 
   constructor (components: PubSubStreamGuardComponents, init: PubSubStreamGuardInit) {
     this.components = components
@@ -93,6 +95,7 @@ export class PubSubStreamGuard implements Startable {
     if (missing.length > 0) {
       const err = new PubSubStreamLostError(`no ${missing.join(' or ')} gossipsub stream on the open connection to ${conn.remotePeer.toString()}: reconnecting`)
       this.components.log('%s', err.message)
+      this.aborted++
       conn.abort(err)
       return
     }

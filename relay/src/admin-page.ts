@@ -198,6 +198,7 @@ footer { margin-top: 1.25rem; font-size: 0.8rem; color: var(--muted); }
       <tr><td>Completed upgrade</td><td class="n" id="conn-successes">–</td></tr>
       <tr><td>Failed upgrade</td><td class="n" id="conn-failures">–</td></tr>
       <tr><td>Announcements rejected</td><td class="n" id="announcements-rejected">–</td></tr>
+      <tr><td>Closed for a lost gossipsub stream</td><td class="n" id="pubsub-stream-losses">–</td></tr>
       <tr><td>Relayed bytes (circuits)</td><td class="n" id="bytes-circuit">–</td></tr>
       <tr><td>Discovery bytes (gossipsub)</td><td class="n" id="bytes-pubsub">–</td></tr>
   </tbody></table></div>
@@ -259,7 +260,7 @@ function render (snap) {
   rows($('refusals'), Object.entries(c.refusals), REFUSALS)
   text('conn-opened', num(c.connectionsOpened)); text('conn-closed', num(c.connectionsClosed))
   text('conn-attempts', num(c.connectionAttempts ?? 0)); text('conn-successes', num(c.connectionSuccesses ?? 0)); text('conn-failures', num(c.connectionFailures ?? 0))
-  text('announcements-rejected', num(c.announcementsRejected))
+  text('announcements-rejected', num(c.announcementsRejected)); text('pubsub-stream-losses', num(c.pubsubStreamLosses ?? 0))
   text('bytes-circuit', bytes(s.transfer.circuit.sent + s.transfer.circuit.received)); text('bytes-pubsub', bytes(s.transfer.pubsub.sent + s.transfer.pubsub.received))
   const fed = snap.federatedRelays
   text('federated-count', '(' + fed.length + ')'); $('federated-none').hidden = fed.length > 0

@@ -148,6 +148,8 @@ export interface RelayStatus {
     /** Subscriptions not followed: the `max-rooms`, `rooms-per-peer` and `rooms-per-ip` refusals. */
     roomsRefused: number
     announcementsRejected: number
+    /** Connections closed for lacking a gossipsub stream each way (`p2p_rooms_relay_pubsub_stream_losses_total`). */
+    pubsubStreamLosses: number
   } & LimitCounts & {
     /** Refusals by reason (refusals.ts), every reason listed. */
     refusals: Record<RefusalReason, number>

@@ -29,6 +29,8 @@ export interface MetricSources {
   /** Relay records seen, by verdict. */
   relayRecords: { accepted: number, ignored: number, rejected: number }
   announcementsRejected(): number
+  /** Connections closed for a missing gossipsub stream (src/pubsub-streams.ts). */
+  pubsubStreamLosses(): number
 }
 
 /** A counter whose value is read from `read` at scrape time. */
@@ -93,4 +95,5 @@ export function registerRelayMetrics (registry: Registry, s: MetricSources): voi
   labelledCounter(registry, 'p2p_rooms_relay_relay_records_total', 'Relay records seen on the relays topic, by verdict (accepted: trusted; ignored: valid, not trusted; rejected: malformed or forged)', 'verdict',
     () => ({ ...s.relayRecords }))
   counter(registry, 'p2p_rooms_relay_announcements_rejected_total', 'Discovery messages rejected as malformed, oversized or not their sender\'s own', s.announcementsRejected)
+  counter(registry, 'p2p_rooms_relay_pubsub_stream_losses_total', 'Connections closed because they lacked a gossipsub stream each way past the grace, or lost one', s.pubsubStreamLosses)
 }

@@ -172,7 +172,8 @@ export class RelayServer extends TypedEventEmitter<RelayEvents> implements Relay
       roomMembers: () => follower.peers,
       federatedRelays: () => libp2p.services.federation.peers().length,
       relayRecords: libp2p.services.federation.records,
-      announcementsRejected: () => follower.rejected
+      announcementsRejected: () => follower.rejected,
+      pubsubStreamLosses: () => pubsubStreams.aborted
     })
     await libp2p.start()
     this.startedAt = Date.now()
@@ -243,6 +244,7 @@ export class RelayServer extends TypedEventEmitter<RelayEvents> implements Relay
         connectionsClosed: this.connections.closed,
         roomsRefused,
         announcementsRejected: follower.rejected,
+        pubsubStreamLosses: this.pubsubStreams?.aborted ?? 0,
         ...limits.counts,
         refusals: { ...refusals.counts.refusals },
         errors: { ...refusals.counts.errors },

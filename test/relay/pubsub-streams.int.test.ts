@@ -11,6 +11,8 @@ import { gossipClient, stopClients } from './clients.js'
 import type { Connection } from '@libp2p/interface'
 
 const relayAddr = inject('relayAddr')
+const relayHttp = inject('relayHttp')
+const losses = async (): Promise<number> => (await (await fetch(`${relayHttp}/status`)).json()).counters.pubsubStreamLosses
 
 afterAll(stopClients)
 
@@ -22,6 +24,7 @@ describe('relay and a peer\'s gossipsub streams', () => {
     const client = await gossipClient(relayAddr)
     const conn = client.getConnections()[0]
     await expect.poll(() => gossipsubStreams(conn), { timeout: 10_000 }).toEqual(['inbound', 'outbound'])
+    const lossesBefore = await losses()
     const closed = new Promise<number>((resolve) => { conn.addEventListener('close', () => { resolve(Date.now()) }, { once: true }) })
 
     conn.streams.find((s) => s.protocol?.startsWith('/meshsub/') === true && s.direction === 'outbound')?.abort(new Error('reset by the test'))
@@ -30,6 +33,8 @@ describe('relay and a peer\'s gossipsub streams', () => {
     const late = new Promise<undefined>((resolve) => { setTimeout(resolve, RELAY_PUBSUB_GRACE_MS + 5_000, undefined) })
     const at = await Promise.race([closed, late])
     expect(at, 'the relay closed our connection').toBeDefined()
+    // and counted it, for its operator
+    await expect.poll(losses).toBeGreaterThan(lossesBefore)
 
     // dialed again, the peer has both streams: the relay hears its subscriptions and it the relay's
     const again = await client.dial(multiaddr(relayAddr))
