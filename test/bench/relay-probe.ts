@@ -56,11 +56,21 @@ export interface StatusSample {
   reservations: number
   /** Connections closed since the relay started, for whatever reason. */
   connectionsClosed: number
+  /** … of which closed for lacking a gossipsub stream each way (src/pubsub-streams.ts). */
+  pubsubStreamLosses: number
 }
 
 export async function readStatus (httpUrl: string, timeoutMs = 60_000): Promise<StatusSample> {
-  const status = await (await fetch(`${httpUrl}/status`, { signal: AbortSignal.timeout(timeoutMs) })).json()
-  return { connectedPeers: status.connectedPeers, reservations: status.reservations, connectionsClosed: status.counters.connectionsClosed }
+  const res = await fetch(`${httpUrl}/status`, { signal: AbortSignal.timeout(timeoutMs) })
+  // a relay whose event loop is saturated answers 408 (its request-head timeout) with no body
+  if (!res.ok) throw new Error(`the relay answered /status with ${res.status} ${res.statusText}: saturated past what it can serve?`)
+  const status = await res.json()
+  return {
+    connectedPeers: status.connectedPeers,
+    reservations: status.reservations,
+    connectionsClosed: status.counters.connectionsClosed,
+    pubsubStreamLosses: status.counters.pubsubStreamLosses
+  }
 }
 
 /** Self size and count of the heap objects of one kind (a constructor name or a V8 node type). */

@@ -81,6 +81,8 @@ interface Step {
   clientRssBytes: number
   /** Connections the relay closed or lost during this step (none while it keeps up). */
   connectionsClosed: number
+  /** … of which it closed for lacking a gossipsub stream each way (src/pubsub-streams.ts). */
+  pubsubStreamLosses: number
 }
 
 interface KindPerPeer { kind: string, bytesPerPeer: number, countPerPeer: number }
@@ -130,7 +132,7 @@ function percentiles (samples: number[]): Step['reservationMs'] {
 
 async function measureStep ({ relay, inspector }: InspectableRelay, fleet: Fleet, peers: number): Promise<Step> {
   const pid = relay.process.pid as number
-  const closedBefore = (await readStatus(relay.httpUrl)).connectionsClosed
+  const { connectionsClosed: closedBefore, pubsubStreamLosses: lossesBefore } = await readStatus(relay.httpUrl)
   const before = readProc(pid)
   const started = performance.now()
   const dropping = new AbortController()
@@ -162,7 +164,8 @@ async function measureStep ({ relay, inspector }: InspectableRelay, fleet: Fleet
     idleCpuPercent,
     reservationMs: percentiles(attached.samples),
     clientRssBytes: attached.clientRssBytes,
-    connectionsClosed: status.connectionsClosed - closedBefore
+    connectionsClosed: status.connectionsClosed - closedBefore,
+    pubsubStreamLosses: status.pubsubStreamLosses - lossesBefore
   }
 }
 
@@ -180,13 +183,14 @@ function table (): string {
     fixed(s.attachCpuSeconds, 1), fixed(s.attachSeconds, 1),
     s.attachSeconds > 0.5 ? fixed(100 * s.attachCpuSeconds / s.attachSeconds) : '–',
     fixed(s.idleCpuPercent, 1),
-    s.reservationMs?.median ?? '–', s.reservationMs?.p90 ?? '–'
+    s.reservationMs?.median ?? '–', s.reservationMs?.p90 ?? '–',
+    `${s.connectionsClosed} (${s.pubsubStreamLosses})`
   ].join(' | '))
   return [
     `relay cost per idle peer with a reservation: profile \`${PROFILE}\` (peers ping the relay ${CLIENT_PING_MS === 0 ? 'never' : `every ${CLIENT_PING_MS / 1000} s`}${PROFILE === 'room' ? `, gossipsub heartbeat ${CLIENT_HEARTBEAT_MS / 1000} s` : ''}), ${WORKERS} peer processes × ${CONCURRENCY} reservations in flight, ${SETTLE_MS / 1000} s idle then a full GC before each reading; per peer = beyond the ${base.peers}-peer baseline`,
     '',
-    '| peers | reservations | RSS MiB | RSS KiB/peer | heap MiB | heap KiB/peer | external MiB | attach CPU s | attach wall s | attach CPU % | idle CPU % | reserve ms p50 | reserve ms p90 |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| peers | reservations | RSS MiB | RSS KiB/peer | heap MiB | heap KiB/peer | external MiB | attach CPU s | attach wall s | attach CPU % | idle CPU % | reserve ms p50 | reserve ms p90 | closed (gossipsub stream lost) |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map((r) => `| ${r} |`)
   ].join('\n')
 }
