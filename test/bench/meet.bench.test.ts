@@ -28,19 +28,26 @@
  * phase of `room.stats().peers[id].timeline`, PeerJS its app's (script start, OPEN, open, first).
  * Results: printed, and written to bench-results/meet.json and .md.
  * Knobs: BENCH_MEET_RUNS (9), BENCH_MESH_RUNS (5), BENCH_MESH10_RUNS (3), BENCH_PINGS (200),
- * BENCH_SYSTEMS (`ours,peerjs`).
+ * BENCH_SYSTEMS (`ours,peerjs`), BENCH_SERVER_RTT_MS (0): each system's server as far from the tabs as
+ * that round trip, through a proxy that delays every chunk half of it each way (delay-proxy.ts), as
+ * a relay or PeerServer on another machine would be; the tabs' own WebRTC traffic is not delayed.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { cpuSnapshot, cpuSpent } from './cpu-threads.js'
 import type { CpuSnapshot } from './cpu-threads.js'
 import { writeResults } from './results.js'
 import { launchCdpBrowser } from './cdp-tabs.js'
+import { startDelayProxy } from './delay-proxy.js'
+import type { DelayProxy } from './delay-proxy.js'
 import type { CdpBrowser, CdpTab } from './cdp-tabs.js'
 import type { BenchRecord } from './fixture/record.js'
 
-const relayAddr = inject('relayAddr')
 const benchUrl = inject('benchUrl')
-const peerServer = inject('peerServer')
+const SERVER_RTT_MS = Number(process.env.BENCH_SERVER_RTT_MS ?? 0)
+/** The servers as the tabs reach them: directly, or through the delay proxies of `SERVER_RTT_MS`. */
+let relayAddr = inject('relayAddr')
+let peerServer = inject('peerServer')
+const proxies: DelayProxy[] = []
 /** Each system's own server process, whose CPU counts in its meetings. */
 const serverPid: Record<SystemName, number> = { ours: inject('relayPid'), peerjs: inject('peerServerPid') }
 const MEET_RUNS = Number(process.env.BENCH_MEET_RUNS ?? 9)
@@ -201,10 +208,23 @@ function table (): string {
 }
 
 let browser: CdpBrowser
-beforeAll(async () => { browser = await launchCdpBrowser() })
+beforeAll(async () => {
+  if (SERVER_RTT_MS > 0) {
+    const relayPort = Number(/\/tcp\/(\d+)\//.exec(relayAddr)?.[1])
+    const relay = await startDelayProxy({ host: '127.0.0.1', port: relayPort }, SERVER_RTT_MS / 2)
+    const [host, port] = peerServer.split(':')
+    const peerjs = await startDelayProxy({ host, port: Number(port) }, SERVER_RTT_MS / 2)
+    proxies.push(relay, peerjs)
+    relayAddr = relayAddr.replace(`/tcp/${relayPort}/`, `/tcp/${relay.port}/`)
+    peerServer = `127.0.0.1:${peerjs.port}`
+  }
+  browser = await launchCdpBrowser()
+})
 afterAll(async () => {
   await browser?.close()
-  const md = table()
+  await Promise.all(proxies.map(async (p) => { await p.close() }))
+  const rtt = SERVER_RTT_MS > 0 ? `Each server ${SERVER_RTT_MS} ms round trip from the tabs (BENCH_SERVER_RTT_MS; tabs reached the relay over ${proxies[0].connections} connections, the PeerServer over ${proxies[1].connections}).\n\n` : ''
+  const md = rtt + table()
   console.log(`\n${md}\n`)
   writeResults('meet', { results, phases, samples }, md)
 })

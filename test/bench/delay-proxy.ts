@@ -1,0 +1,54 @@
+/**
+ * A TCP proxy that delays every chunk by a fixed time each way: a server (our relay, the PeerServer)
+ * as far away as a network round trip, on a machine where everything runs on loopback. Used by the
+ * meeting bench's `BENCH_SERVER_RTT_MS`. Order is kept: a chunk leaves no earlier than the one before
+ * it. Traffic between the tabs (WebRTC) does not pass through it.
+ */
+import { connect, createServer } from 'node:net'
+import type { Socket } from 'node:net'
+
+export interface DelayProxy {
+  /** The port the proxy listens on (127.0.0.1). */
+  port: number
+  /** Connections accepted so far. */
+  connections: number
+  close(): Promise<void>
+}
+
+/**
+ * Listens on a free port of 127.0.0.1 and forwards each connection to `target`, holding every chunk
+ * `oneWayMs` (half the round trip) in each direction.
+ */
+export async function startDelayProxy (target: { host: string, port: number }, oneWayMs: number): Promise<DelayProxy> {
+  const sockets = new Set<Socket>()
+  const proxy: DelayProxy = { port: 0, connections: 0, close }
+  const server = createServer((inbound) => {
+    proxy.connections++
+    const outbound = connect(target.port, target.host)
+    for (const s of [inbound, outbound]) {
+      sockets.add(s)
+      s.setNoDelay(true)
+      s.on('close', () => { sockets.delete(s) })
+      s.on('error', () => { inbound.destroy(); outbound.destroy() })
+    }
+    forward(inbound, outbound, oneWayMs)
+    forward(outbound, inbound, oneWayMs)
+  })
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  proxy.port = (server.address() as { port: number }).port
+  async function close (): Promise<void> {
+    for (const s of sockets) s.destroy()
+    await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+  }
+  return proxy
+}
+
+function forward (from: Socket, to: Socket, delayMs: number): void {
+  let last = 0
+  from.on('data', (chunk) => {
+    const at = Math.max(Date.now() + delayMs, last)
+    last = at
+    setTimeout(() => { if (!to.destroyed) to.write(chunk) }, at - Date.now())
+  })
+  from.on('end', () => { setTimeout(() => { to.end() }, Math.max(0, last - Date.now()) + delayMs) })
+}
