@@ -399,12 +399,19 @@ describe('relay set start and stop', () => {
 })
 
 describe('relay set liveness', () => {
-  it('closes a relay connection that missed its pings in a row, and dials the relay again', async () => {
+  const relayConnection = (peerId: string): { abort: ReturnType<typeof vi.fn> } => node.connections.get(peerId) as unknown as { abort: ReturnType<typeof vi.fn> }
+
+  /** A relay set of relay A that reserved on it; A's connection. */
+  async function reservedOnA (): Promise<{ abort: ReturnType<typeof vi.fn> }> {
     node.up.add(A)
     relaySet([A], 1).start()
     await settle()
     node.reserve(A)
-    const conn = node.connections.get(A) as unknown as { abort: ReturnType<typeof vi.fn> }
+    return relayConnection(A)
+  }
+
+  it('closes a relay connection that missed its pings in a row, and dials the relay again', async () => {
+    const conn = await reservedOnA()
     node.ping.mockRejectedValue(new Error('ping timed out'))
     await vi.advanceTimersByTimeAsync(RELAY_LIVENESS_INTERVAL_MS * (RELAY_LIVENESS_MISSES - 1))
     expect(conn.abort).not.toHaveBeenCalled()
@@ -418,11 +425,7 @@ describe('relay set liveness', () => {
   })
 
   it('forgives a missed ping once the next one is answered', async () => {
-    node.up.add(A)
-    relaySet([A], 1).start()
-    await settle()
-    node.reserve(A)
-    const conn = node.connections.get(A) as unknown as { abort: ReturnType<typeof vi.fn> }
+    const conn = await reservedOnA()
     for (let i = 0; i < 4; i++) {
       // missed, answered, missed, answered: never RELAY_LIVENESS_MISSES (2) in a row
       if (i % 2 === 0) node.ping.mockRejectedValueOnce(new Error('ping timed out'))
@@ -433,18 +436,14 @@ describe('relay set liveness', () => {
   })
 
   it('counts the misses of each connection: a new connection to the relay starts afresh', async () => {
-    node.up.add(A)
-    relaySet([A], 1).start()
-    await settle()
-    node.reserve(A)
-    const first = node.connections.get(A) as unknown as { abort: ReturnType<typeof vi.fn> }
+    const first = await reservedOnA()
     node.ping.mockRejectedValueOnce(new Error('ping timed out'))
     await vi.advanceTimersByTimeAsync(RELAY_LIVENESS_INTERVAL_MS)
     expect(node.ping).toHaveBeenCalledTimes(1)
     // the connection closes for another reason after one miss; the set dials the relay again
     node.drop(A)
     await settle()
-    const second = node.connections.get(A) as unknown as { abort: ReturnType<typeof vi.fn> }
+    const second = relayConnection(A)
     expect(second).not.toBe(first)
     node.reserve(A)
     node.ping.mockRejectedValueOnce(new Error('ping timed out'))
