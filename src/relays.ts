@@ -108,8 +108,8 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
   private readonly identified = new WeakSet<Connection>()
   private timer?: ReturnType<typeof setTimeout>
   private liveness?: ReturnType<typeof setInterval>
-  /** relays pinged by the liveness check right now */
-  private readonly pinging = new Set<string>()
+  /** relay connections pinged by the liveness check right now */
+  private readonly pinging = new WeakSet<Connection>()
   /** per relay connection, the liveness pings it missed in a row (a new connection starts at 0) */
   private missedPings = new WeakMap<Connection, number>()
   private started = false
@@ -310,8 +310,8 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
   private checkLiveness (): void {
     for (const r of this.known.values()) {
       const conn = this.connectionTo(r.peerId)
-      if (conn === undefined || this.pinging.has(r.peerId)) continue
-      this.pinging.add(r.peerId)
+      if (conn === undefined || this.pinging.has(conn)) continue
+      this.pinging.add(conn)
       this.libp2p.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(RELAY_LIVENESS_TIMEOUT_MS) })
         .then(() => { this.missedPings.delete(conn) }, (err) => {
           const missed = (this.missedPings.get(conn) ?? 0) + 1
@@ -324,7 +324,7 @@ export class RelaySet extends TypedEventEmitter<RelaySetEvents> implements Relay
           this.init.log('relay %s missed %d pings in a row: closing its connection - %e', r.peerId, missed, err)
           conn.abort(err)
         })
-        .finally(() => { this.pinging.delete(r.peerId) })
+        .finally(() => { this.pinging.delete(conn) })
     }
   }
 
