@@ -45,10 +45,11 @@ export async function startDelayProxy (target: { host: string, port: number }, o
 
 function forward (from: Socket, to: Socket, delayMs: number): void {
   let last = 0
-  from.on('data', (chunk) => {
-    const at = Math.max(Date.now() + delayMs, last)
-    last = at
-    setTimeout(() => { if (!to.destroyed) to.write(chunk) }, at - Date.now())
-  })
-  from.on('end', () => { setTimeout(() => { to.end() }, Math.max(0, last - Date.now()) + delayMs) })
+  /** Runs `deliver` `delayMs` from now, and never before what was scheduled earlier. */
+  const later = (deliver: () => void): void => {
+    last = Math.max(Date.now() + delayMs, last)
+    setTimeout(deliver, last - Date.now())
+  }
+  from.on('data', (chunk) => { later(() => { if (!to.destroyed) to.write(chunk) }) })
+  from.on('end', () => { later(() => { to.end() }) })
 }
