@@ -125,7 +125,8 @@ export async function launchCdpBrowser (): Promise<CdpBrowser> {
     async close () {
       child.kill()
       await exited
-      await rm(profile, { recursive: true, force: true })
+      // the browser's helper processes can still be writing to the profile when it exits
+      await rm(profile, { recursive: true, force: true, maxRetries: 10 })
     }
   }
 }
