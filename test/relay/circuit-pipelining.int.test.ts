@@ -1,18 +1,43 @@
 /**
  * The dialer of a circuit starts its upgrade behind the hop CONNECT instead of after the relay's
- * STATUS (patches/@libp2p+circuit-relay-v2+4.2.13.patch): one round trip through the relay less per
- * circuit, and every WebRTC dial of a room starts with one. Real relay, plain Node clients.
+ * STATUS, and the relay sends those bytes on behind its STOP instead of after the destination's
+ * answer (patches/@libp2p+circuit-relay-v2+4.2.13.patch): two round trips between the relay and an
+ * end less per circuit, and every WebRTC dial of a room starts with one. Real relay, plain Node
+ * clients.
  */
-import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { RELAY_V2_HOP_CODEC, RELAY_V2_STOP_CODEC } from '@libp2p/circuit-relay-v2'
+import { identify } from '@libp2p/identify'
+import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import { Uint8ArrayList } from 'uint8arraylist'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { isPeerGoneError } from '../../src/dialer.js'
-import { client, reserved, stopClients } from './clients.js'
+import { client, reserve, reserved, stopClients } from './clients.js'
 import type { Connection, Stream } from '@libp2p/interface'
+import type { Libp2p } from 'libp2p'
 
 const relayAddr = inject('relayAddr')
 
-afterAll(stopClients)
+const others: Libp2p[] = []
+afterAll(async () => {
+  await stopClients()
+  await Promise.all(others.map(async (n) => { await n.stop() }))
+})
+
+/** The length of the varint-prefixed protobuf message at the start of `bytes`, prefix included. */
+function firstMessageLength (bytes: Uint8Array): number {
+  let length = 0
+  let i = 0
+  for (let shift = 0; i < bytes.length; shift += 7) {
+    const b = bytes[i++]
+    length += (b & 0x7f) * 2 ** shift
+    if (b < 0x80) break
+  }
+  return i + length
+}
 
 /** Records, in order, what `conn`'s hop streams send (`send`) and receive (`recv`). */
 function recordHopStreams (conn: Connection): string[] {
@@ -59,5 +84,36 @@ describe('circuit dial', () => {
     // what the room's dialer reads as "this peer is gone" (src/dialer.ts)
     expect(isPeerGoneError(err)).toBe(true)
     expect(dialer.getConnections(stranger.peerId)).toEqual([])
+  })
+
+  it('reaches the destination with the dialer\'s first upgrade bytes behind the STOP, before the destination answers it', async () => {
+    // a destination that reserves by hand and answers no STOP: whatever it receives on its stop
+    // stream, the relay sent before any answer from it
+    const destination = await createLibp2p({
+      transports: [webSockets()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionGater: { denyDialMultiaddr: () => false },
+      services: { identify: identify() }
+    })
+    others.push(destination)
+    const received = new Uint8ArrayList()
+    await destination.handle(RELAY_V2_STOP_CODEC, (stream) => {
+      stream.addEventListener('message', (evt) => { received.append(evt.data) })
+    }, { runOnLimitedConnection: true })
+    expect(await reserve(destination, relayAddr)).toBe('OK')
+
+    const dialer = await client()
+    await dialer.dial(multiaddr(relayAddr))
+    const signal = AbortSignal.timeout(20_000)
+    const dialing = dialer.dial(multiaddr(`${relayAddr}/p2p-circuit/p2p/${destination.peerId.toString()}`), { signal }).catch(() => undefined)
+
+    // the STOP, then the dialer's multistream-select proposal (then noise's first message)
+    await expect.poll(() => received.byteLength > 0 && received.byteLength > firstMessageLength(received.subarray()), { timeout: 10_000 }).toBe(true)
+    const behind = new TextDecoder().decode(received.subarray(firstMessageLength(received.subarray())))
+    expect(behind).toContain('/multistream/1.0.0')
+    expect(behind).toContain('/noise')
+    await destination.stop()
+    await dialing
   })
 })
