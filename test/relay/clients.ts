@@ -24,6 +24,8 @@ import type { Ping } from '@libp2p/ping'
 import type { Libp2p } from 'libp2p'
 import type { Socket } from 'node:net'
 
+export { HopMessage }
+
 export type Client = Libp2p<{ identify: Identify, ping: Ping }>
 
 const clients: Client[] = []

@@ -6,12 +6,14 @@
  * Per-IP limits need two source addresses: the relay listens on 0.0.0.0, one client dials it on
  * 127.0.0.1 and another on this machine's non-loopback address.
  */
+import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
+import { pbStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { spawnRelay } from 'p2p-rooms-relay/spawn'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DISCOVERY_TOPIC_PREFIX } from '../../src/constants.js'
 import { encodeAnnouncement } from '../../src/wire.js'
-import { client, echo, gossipClient, metrics, on, otherIp, reserve, reserved, status, stopClients, value } from './clients.js'
+import { client, echo, gossipClient, HopMessage, metrics, on, otherIp, reserve, reserved, status, stopClients, value } from './clients.js'
 import type { SpawnedRelay } from 'p2p-rooms-relay/spawn'
 import type { Connection } from '@libp2p/interface'
 
@@ -158,6 +160,25 @@ describe('relay circuit limits', () => {
     // the relay still relays: a fresh circuit carries a ping
     const next = await circuit()
     await echo(next.conn, 256)
+  })
+
+  // the relay sends what a dialer sends behind its CONNECT on before the destination answers
+  // (patches/@libp2p+circuit-relay-v2+4.2.13.patch): those bytes count in the limit too
+  it('counts what a dialer sends before the destination answers in --circuit-data-limit', async () => {
+    const before = await closedBy('data_limit')
+    const destination = await client(relay.multiaddrs[0])
+    const circuitAddr = await reserved(destination)
+    const dialer = await client()
+    const conn = await dialer.dial(multiaddr(relay.multiaddrs[0]))
+    const stream = await conn.newStream(RELAY_V2_HOP_CODEC)
+    const hop = pbStream(stream).pb(HopMessage)
+    await hop.write({ type: HopMessage.Type.CONNECT, peer: { id: destination.peerId.toMultihash().bytes, addrs: [multiaddr(circuitAddr).bytes] } })
+    // 6 KiB behind the CONNECT, over the 4 KiB limit, before any answer
+    stream.send(new Uint8Array(6144))
+    const answer = await hop.read({ signal: AbortSignal.timeout(10_000) }).then((m) => String(m.status), (err: Error) => err.name)
+    // no circuit: the relay closed it for its data limit instead of answering OK
+    expect(answer).not.toBe('OK')
+    await expect.poll(async () => closedBy('data_limit'), { timeout: 10_000 }).toBe(before + 1)
   })
 
   it('closes a circuit at --circuit-duration-limit', async () => {
