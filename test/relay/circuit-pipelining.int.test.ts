@@ -5,27 +5,17 @@
  * end less per circuit, and every WebRTC dial of a room starts with one. Real relay, plain Node
  * clients.
  */
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { RELAY_V2_HOP_CODEC, RELAY_V2_STOP_CODEC } from '@libp2p/circuit-relay-v2'
-import { identify } from '@libp2p/identify'
-import { webSockets } from '@libp2p/websockets'
+import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p } from 'libp2p'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { isPeerGoneError } from '../../src/dialer.js'
-import { client, reserve, reserved, stopClients } from './clients.js'
+import { client, reserved, stopClients, stopHandler } from './clients.js'
 import type { Connection, Stream } from '@libp2p/interface'
-import type { Libp2p } from 'libp2p'
 
 const relayAddr = inject('relayAddr')
 
-const others: Libp2p[] = []
-afterAll(async () => {
-  await stopClients()
-  await Promise.all(others.map(async (n) => { await n.stop() }))
-})
+afterAll(stopClients)
 
 /** The length of the varint-prefixed protobuf message at the start of `bytes`, prefix included. */
 function firstMessageLength (bytes: Uint8Array): number {
@@ -87,21 +77,12 @@ describe('circuit dial', () => {
   })
 
   it('reaches the destination with the dialer\'s first upgrade bytes behind the STOP, before the destination answers it', async () => {
-    // a destination that reserves by hand and answers no STOP: whatever it receives on its stop
-    // stream, the relay sent before any answer from it
-    const destination = await createLibp2p({
-      transports: [webSockets()],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
-      connectionGater: { denyDialMultiaddr: () => false },
-      services: { identify: identify() }
-    })
-    others.push(destination)
+    // a destination that answers no STOP: whatever it receives on its stop stream, the relay
+    // sent before any answer from it
     const received = new Uint8ArrayList()
-    await destination.handle(RELAY_V2_STOP_CODEC, (stream) => {
+    const destination = await stopHandler(relayAddr, (stream) => {
       stream.addEventListener('message', (evt) => { received.append(evt.data) })
-    }, { runOnLimitedConnection: true })
-    expect(await reserve(destination, relayAddr)).toBe('OK')
+    })
 
     const dialer = await client()
     await dialer.dial(multiaddr(relayAddr))

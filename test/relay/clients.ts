@@ -6,7 +6,7 @@ import { connect } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { circuitRelayTransport, RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
+import { circuitRelayTransport, RELAY_V2_HOP_CODEC, RELAY_V2_STOP_CODEC } from '@libp2p/circuit-relay-v2'
 import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
@@ -16,15 +16,15 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 // the HOP message codec is not exported by the package; tests read the wire status with it
-import { HopMessage } from '../../node_modules/@libp2p/circuit-relay-v2/dist/src/pb/index.js'
+import { HopMessage, Status as CircuitStatus, StopMessage } from '../../node_modules/@libp2p/circuit-relay-v2/dist/src/pb/index.js'
 import type { GossipSub, GossipsubOpts } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
-import type { Connection } from '@libp2p/interface'
+import type { Connection, Stream } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { Libp2p } from 'libp2p'
 import type { Socket } from 'node:net'
 
-export { HopMessage }
+export { CircuitStatus, HopMessage, StopMessage }
 
 export type Client = Libp2p<{ identify: Identify, ping: Ping }>
 
@@ -62,6 +62,26 @@ export async function gossipClient (relayAddr: string, pubsub: Partial<Gossipsub
   })
   clients.push(node as unknown as Client)
   await node.dial(multiaddr(relayAddr))
+  return node
+}
+
+/**
+ * A circuit's far end and nothing more: a client that reserves on `relayAddr` by hand and hands
+ * every STOP stream the relay opens to it to `onStop` (no circuit transport answers for it).
+ * Stopped by `stopClients`.
+ */
+export async function stopHandler (relayAddr: string, onStop: (stream: Stream) => void): Promise<Libp2p> {
+  const node = await createLibp2p({
+    transports: [webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: { denyDialMultiaddr: () => false },
+    services: { identify: identify() }
+  })
+  clients.push(node as unknown as Client)
+  await node.handle(RELAY_V2_STOP_CODEC, onStop, { runOnLimitedConnection: true })
+  const status = await reserve(node, relayAddr)
+  if (status !== 'OK') throw new Error(`the relay answered the reservation with ${status}`)
   return node
 }
 

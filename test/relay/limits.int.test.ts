@@ -13,7 +13,7 @@ import { spawnRelay } from 'p2p-rooms-relay/spawn'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DISCOVERY_TOPIC_PREFIX } from '../../src/constants.js'
 import { encodeAnnouncement } from '../../src/wire.js'
-import { client, echo, gossipClient, HopMessage, metrics, on, otherIp, reserve, reserved, status, stopClients, value } from './clients.js'
+import { CircuitStatus, client, echo, gossipClient, HopMessage, metrics, on, otherIp, reserve, reserved, status, StopMessage, stopClients, stopHandler, value } from './clients.js'
 import type { SpawnedRelay } from 'p2p-rooms-relay/spawn'
 import type { Connection } from '@libp2p/interface'
 
@@ -166,13 +166,16 @@ describe('relay circuit limits', () => {
   // (patches/@libp2p+circuit-relay-v2+4.2.13.patch): those bytes count in the limit too
   it('counts what a dialer sends before the destination answers in --circuit-data-limit', async () => {
     const before = await closedBy('data_limit')
-    const destination = await client(relay.multiaddrs[0])
-    const circuitAddr = await reserved(destination)
+    // a destination that accepts every STOP and then reads nothing: it neither upgrades nor
+    // resets, so whatever closes the circuit is the relay
+    const destination = await stopHandler(relay.multiaddrs[0], (stream) => {
+      void pbStream(stream).pb(StopMessage).write({ type: StopMessage.Type.STATUS, status: CircuitStatus.OK })
+    })
     const dialer = await client()
     const conn = await dialer.dial(multiaddr(relay.multiaddrs[0]))
     const stream = await conn.newStream(RELAY_V2_HOP_CODEC)
     const hop = pbStream(stream).pb(HopMessage)
-    await hop.write({ type: HopMessage.Type.CONNECT, peer: { id: destination.peerId.toMultihash().bytes, addrs: [multiaddr(circuitAddr).bytes] } })
+    await hop.write({ type: HopMessage.Type.CONNECT, peer: { id: destination.peerId.toMultihash().bytes, addrs: [] } })
     // 6 KiB behind the CONNECT, over the 4 KiB limit, before any answer
     stream.send(new Uint8Array(6144))
     const answer = await hop.read({ signal: AbortSignal.timeout(10_000) }).then((m) => String(m.status), (err: Error) => err.name)
