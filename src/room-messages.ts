@@ -104,6 +104,8 @@ export interface OpenedMessage {
   seq: number
   rank: number
   settled: boolean
+  /** The sender held no backlog of the room, this message aside (`FLAG_NO_BACKLOG`). */
+  noBacklog: boolean
   incarnation: number
   body: Uint8Array
   /** The message as it came, kept for the mailbox. */
@@ -233,9 +235,12 @@ export class RoomMessages {
     return next
   }
 
-  /** Encodes (and in a private room seals, with our session's key) a message from `self`. */
+  /**
+   * Encodes (and in a private room seals, with our session's key) a message from `self`. Its
+   * header says whether our mailbox is empty (`FLAG_NO_BACKLOG`): a joiner then has nothing to ask us.
+   */
   async encode (self: string, h: { kind: RoomMessageKind, seq: number, rank: number, settled: boolean }, body: Uint8Array): Promise<Uint8Array> {
-    const header = encodeRoomHeader({ ...h, incarnation: this.incarnation })
+    const header = encodeRoomHeader({ ...h, noBacklog: this.mailbox.length === 0, incarnation: this.incarnation })
     const sealed = this.init.master === undefined ? body : await seal(await this.keyFor(self, this.incarnation), body, sealedContext(header, self, this.init.topic))
     const out = new Uint8Array(header.byteLength + sealed.byteLength)
     out.set(header)
@@ -284,7 +289,7 @@ export class RoomMessages {
     const restarted = this.session(from, msg.incarnation)
     // a late message of the session it restarted from: a replay, as far as this one is concerned
     if (restarted === undefined) return this.drop('duplicate')
-    return { kind: msg.kind, seq: msg.seq, rank: msg.rank, settled: msg.settled, incarnation: msg.incarnation, body, raw, restarted }
+    return { kind: msg.kind, seq: msg.seq, rank: msg.rank, settled: msg.settled, noBacklog: msg.noBacklog === true, incarnation: msg.incarnation, body, raw, restarted }
   }
 
   drop (reason: DropReason): DropReason {

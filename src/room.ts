@@ -476,6 +476,8 @@ export class RoomImpl extends TypedEventEmitter<RoomEvents> implements Room, Sta
     this.members.touch(from)
     this.presence.heard(from)
     this.members.markPhase(from, 'heard')
+    // before it may join: a member whose hello says it holds no backlog is not asked for one
+    this.backlog.heard(from, msg.noBacklog)
     // a reloaded member is a new session: it keeps neither its rank nor the host role. Its old
     // connection, if still open, is closed by the node when its new one opens (direct.ts)
     const first = this.hostRole.hear(from, msg, admissions)

@@ -81,6 +81,13 @@ export const ROOM_HEADER_BYTES = 19
 /** Flag: the sender is settled in the room, past its joining phase (see host.ts). */
 export const FLAG_SETTLED = 0x01
 
+/**
+ * Flag: the sender kept no message for late joiners (its backlog of the room was empty) when it
+ * wrote this frame, this one aside. A joiner whose first member says so has no backlog to ask for
+ * and delivers live messages at once (room/backlog.ts).
+ */
+export const FLAG_NO_BACKLOG = 0x02
+
 export interface RoomMessageHeader {
   kind: RoomMessageKind
   /** The sender's sequence number for data (1, 2, 3… per sender session and room, or per pair in a pairwise room); 0 for control messages. */
@@ -95,6 +102,8 @@ export interface RoomMessageHeader {
   rank: number
   /** The sender is settled in the room (`FLAG_SETTLED`): it ranks every member it hears after the members already there. */
   settled: boolean
+  /** The sender's backlog was empty, this message aside (`FLAG_NO_BACKLOG`); `false` when not sent. */
+  noBacklog?: boolean
 }
 
 export interface RoomMessage extends RoomMessageHeader {
@@ -111,7 +120,7 @@ export interface RoomMessage extends RoomMessageHeader {
  * | ----- | --------------------------------------------------------------- |
  * | 0     | version (`3`)                                                   |
  * | 1     | kind (`0` data, `1` heartbeat, `2` handoff, `3` leave)          |
- * | 2     | flags (bit 0: settled; other bits 0, ignored on receipt)        |
+ * | 2     | flags (bit 0: settled; bit 1: no backlog; others 0, ignored)    |
  * | 3–6   | seq, uint32 (0 for control messages, > 0 for data)         |
  * | 7–10  | incarnation, uint32                                             |
  * | 11–18 | rank, float64, finite                                           |
@@ -126,7 +135,7 @@ export function encodeRoomHeader (h: RoomMessageHeader): Uint8Array {
   const view = new DataView(out.buffer)
   out[0] = ROOM_MESSAGE_VERSION
   out[1] = h.kind
-  out[2] = h.settled ? FLAG_SETTLED : 0
+  out[2] = (h.settled ? FLAG_SETTLED : 0) | (h.noBacklog === true ? FLAG_NO_BACKLOG : 0)
   view.setUint32(3, h.seq)
   view.setUint32(7, h.incarnation)
   view.setFloat64(11, h.rank)
@@ -148,7 +157,7 @@ export function decodeRoomMessage (bytes: Uint8Array): RoomMessage | undefined {
   const rank = view.getFloat64(11)
   if (!Number.isFinite(rank)) return undefined
   if ((kind === KIND_DATA) !== (seq > 0)) return undefined
-  return { kind, seq, incarnation, rank, settled: (bytes[2] & FLAG_SETTLED) !== 0, header: bytes.subarray(0, ROOM_HEADER_BYTES), body: bytes.subarray(ROOM_HEADER_BYTES) }
+  return { kind, seq, incarnation, rank, settled: (bytes[2] & FLAG_SETTLED) !== 0, noBacklog: (bytes[2] & FLAG_NO_BACKLOG) !== 0, header: bytes.subarray(0, ROOM_HEADER_BYTES), body: bytes.subarray(ROOM_HEADER_BYTES) }
 }
 
 /** A rank a settled member admitted a newcomer at, below which that newcomer cannot rank (host.ts). */

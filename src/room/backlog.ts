@@ -46,6 +46,8 @@ export class Backlog implements Startable {
   /** live data that arrived while the backlog was being fetched, delivered after it */
   private readonly held: Array<{ delivery: Delivery, pair: boolean }> = []
   private heldBytes = 0
+  /** members whose latest frame said they hold no backlog, while we have not asked anyone yet */
+  private readonly holdsNone = new Set<string>()
   private stopped = false
 
   constructor (components: BacklogComponents) {
@@ -61,13 +63,24 @@ export class Backlog implements Startable {
     this.stopped = true
     this.held.length = 0
     this.heldBytes = 0
+    this.holdsNone.clear()
     this.abort.abort(new RoomClosedError(`room "${this.components.room}" was left`))
+  }
+
+  /**
+   * What a member's latest frame said of its backlog (`FLAG_NO_BACKLOG`), kept until we know
+   * whom we fetch from: a member that holds none is not asked.
+   */
+  heard (peer: string, noBacklog: boolean): void {
+    if (this.state !== 'idle' || isPairwise(this.components.type)) return
+    if (noBacklog) this.holdsNone.add(peer)
+    else this.holdsNone.delete(peer)
   }
 
   /** Live data: delivered now once the backlog is in (or in a pairwise room), else held until it is. */
   receive (delivery: Delivery, pair: boolean): void {
-    if (this.state !== 'done' && !pair) {
-      if (this.state === 'idle') void this.fetchFrom(delivery.from)
+    if (!pair && this.state === 'idle') void this.fetchFrom(delivery.from)
+    if (!pair && this.state !== 'done') {
       this.held.push({ delivery, pair })
       this.heldBytes += delivery.raw.byteLength + delivery.data.byteLength
       // a backlog is worth a short wait, not unbounded memory: past the room's bound, live
@@ -91,7 +104,12 @@ export class Backlog implements Startable {
     const { type, historySize: size, maxMessageBytes, topic, self, room, log, messages } = this.components
     if (this.state !== 'idle' || isPairwise(type)) return
     const historySize = historySizeOf(type, size)
-    if (historySize <= 0) {
+    // nothing to fetch: we keep no backlog, or the member said it holds none (its hello, or the
+    // live message that made us ask), so what it holds comes to us live from now on
+    const holdsNone = this.holdsNone.has(peer)
+    this.holdsNone.clear()
+    if (historySize <= 0 || holdsNone) {
+      if (holdsNone) log('%s holds no backlog of %s: nothing to fetch', peer, room)
       this.state = 'done'
       this.releaseHeld()
       return

@@ -85,7 +85,7 @@ class StubNode {
   }
 }
 
-/** Another member: encodes what it sends into this room. */
+/** Another member: encodes what it sends into this room, and keeps its data for late joiners, as a room does. */
 class Member {
   readonly peerId: string
   readonly rank: number
@@ -97,7 +97,9 @@ class Member {
   }
 
   async frame (kind: RoomMessageKind, body: Uint8Array = new Uint8Array(0), rank = this.rank): Promise<Uint8Array> {
-    return this.messages.encode(this.peerId, { kind, seq: kind === KIND_DATA ? this.messages.nextSeq() : 0, rank, settled: true }, body)
+    const raw = await this.messages.encode(this.peerId, { kind, seq: kind === KIND_DATA ? this.messages.nextSeq() : 0, rank, settled: true }, body)
+    if (kind === KIND_DATA) this.messages.sent(this.peerId, raw, true)
+    return raw
   }
 }
 
@@ -231,14 +233,27 @@ describe('room backlog', () => {
     const bob = new Member('peer-bob', 100)
     let serve: (frames: Uint8Array[]) => void = () => {}
     node.backlog = async () => new Promise((resolve) => { serve = resolve })
-    await meet(bob)
     const old1 = await bob.frame(KIND_DATA, bytes('old 1'))
     const old2 = await bob.frame(KIND_DATA, bytes('old 2'))
+    // bob's hello says it holds a backlog: we ask for it
+    await meet(bob)
     // a live message comes while the backlog request is out
     await room.onFrame(bob.peerId, await bob.frame(KIND_DATA, bytes('live 3')))
     expect(messages).toEqual([])
     serve([encodeLabelled(bob.peerId, old1), encodeLabelled(bob.peerId, old2)])
     await vi.advanceTimersByTimeAsync(0)
     expect(messages.map((m) => [text(m.data), m.history, m.seq])).toEqual([['old 1', true, 1], ['old 2', true, 2], ['live 3', false, 3]])
+  })
+
+  it('asks nothing of a member whose hello says it holds no backlog, and delivers its messages at once', async () => {
+    open()
+    const messages = record('message')
+    const bob = new Member('peer-bob', 100)
+    let asked = 0
+    node.backlog = async () => { asked++; return [] }
+    await meet(bob)
+    await room.onFrame(bob.peerId, await bob.frame(KIND_DATA, bytes('live 1')))
+    expect(asked).toBe(0)
+    expect(messages.map((m) => [text(m.data), m.history])).toEqual([['live 1', false]])
   })
 })

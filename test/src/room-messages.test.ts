@@ -309,6 +309,24 @@ describe('room messages in a backlog', () => {
     expect(m.backlog(0)).toEqual([])
   })
 
+  it('says in each header whether its backlog is empty, this message aside (FLAG_NO_BACKLOG)', async () => {
+    const m = messages({ incarnation: 1 })
+    const receiver = messages()
+    const flag = async (raw: Uint8Array): Promise<boolean | undefined> => {
+      const opened = await receiver.open('me', raw, { pair: false })
+      return typeof opened === 'string' ? undefined : opened.noBacklog
+    }
+    const first = await m.encode('me', { kind: KIND_DATA, seq: m.nextSeq(), rank: 1, settled: true }, bytes('1'))
+    expect(await flag(await m.encode('me', { kind: KIND_HEARTBEAT, seq: 0, rank: 1, settled: true }, new Uint8Array(0)))).toBe(true)
+    expect(await flag(first)).toBe(true)
+    m.sent('me', first, true)
+    expect(await flag(await m.encode('me', { kind: KIND_HEARTBEAT, seq: 0, rank: 1, settled: true }, new Uint8Array(0)))).toBe(false)
+    // a room that keeps no backlog always says so
+    const none = messages({ historySize: 0 })
+    none.remember('a', bytes('x'))
+    expect(await flag(await none.encode('me', { kind: KIND_HEARTBEAT, seq: 0, rank: 1, settled: true }, new Uint8Array(0)))).toBe(true)
+  })
+
   it('serves each peer at most historyRequestsPerMinute backlogs a minute', () => {
     const clock = { t: 0 }
     const m = messages({ historyRequestsPerMinute: 2 }, clock)

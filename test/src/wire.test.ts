@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { MAX_ANNOUNCED_ADDRS, MAX_ANNOUNCEMENT_BYTES } from '../../src/constants.js'
 import {
-  KIND_DATA, KIND_HEARTBEAT, ROOM_HEADER_BYTES, decodeAnnouncement, decodeHandoff, decodeLabelled, decodeRoomMessage, encodeAnnouncement,
+  FLAG_NO_BACKLOG, FLAG_SETTLED, KIND_DATA, KIND_HEARTBEAT, ROOM_HEADER_BYTES, decodeAnnouncement, decodeHandoff, decodeLabelled, decodeRoomMessage, encodeAnnouncement,
   decodeHistoryRequest, encodeHandoff, encodeHistoryRequest, encodeLabelled, encodeRoomMessage, roomTopics
 } from '../../src/wire.js'
 
@@ -39,6 +39,10 @@ describe('wire room message', () => {
     const decoded = decodeRoomMessage(bytes)
     expect(decoded).toMatchObject({ kind: KIND_DATA, seq: 7, incarnation: 0xdeadbeef, rank: 1_700_000_000_123.5, settled: true })
     expect(decodeRoomMessage(encodeRoomMessage({ kind: KIND_HEARTBEAT, seq: 0, incarnation: 1, rank: 1, settled: false }, new Uint8Array(0)))?.settled).toBe(false)
+    expect(decoded?.noBacklog).toBe(false)
+    const empty = encodeRoomMessage({ kind: KIND_HEARTBEAT, seq: 0, incarnation: 1, rank: 1, settled: true, noBacklog: true }, new Uint8Array(0))
+    expect(empty[2]).toBe(FLAG_SETTLED | FLAG_NO_BACKLOG)
+    expect(decodeRoomMessage(empty)).toMatchObject({ settled: true, noBacklog: true })
     expect([...(decoded?.body ?? [])]).toEqual([7, 8])
     expect([...(decoded?.header ?? [])]).toEqual([...bytes.subarray(0, ROOM_HEADER_BYTES)])
   })

@@ -20,7 +20,7 @@ function roomMessages (type: SessionType): RoomMessages {
  * Our backlog and delivery in room `test`, on real `RoomMessages`, with the member we ask played
  * by `serve`: `delivered` is what the application saw, in order.
  */
-function backlogOf (type: SessionType = 'broadcast', members: string[] = [BOB]): {
+function backlogOf (type: SessionType = 'broadcast', members: string[] = [BOB], historySize = 10): {
   backlog: Backlog
   messages: RoomMessages
   delivered: Array<[string, boolean, number]>
@@ -35,7 +35,7 @@ function backlogOf (type: SessionType = 'broadcast', members: string[] = [BOB]):
     room: 'test',
     topic: roomTopics('test', type).room,
     type,
-    historySize: 10,
+    historySize,
     maxMessageBytes: 1024,
     log: silent,
     messages,
@@ -89,6 +89,42 @@ describe('room backlog', () => {
     backlog.receive(await live(messages, await bobSays('live 2')), false)
     backlog.memberJoined(BOB)
     expect(requests.map((r) => r.peer)).toEqual([BOB])
+  })
+
+  it('asks a member whose hello says it holds no backlog for nothing, and delivers its live messages at once', async () => {
+    const { backlog, messages, delivered, requests } = backlogOf()
+    backlog.heard(BOB, true)
+    backlog.memberJoined(BOB)
+    backlog.receive(await live(messages, await bobSays('live 1')), false)
+    expect(requests).toEqual([])
+    expect(delivered).toEqual([['live 1', false, 1]])
+  })
+
+  it('asks a member whose latest frame says it holds messages, whatever an earlier one said', async () => {
+    const { backlog, requests } = backlogOf()
+    backlog.heard(BOB, true)
+    backlog.heard(BOB, false)
+    backlog.memberJoined(BOB)
+    expect(requests.map((r) => r.peer)).toEqual([BOB])
+  })
+
+  it('delivers the first live message of a sender that held nothing before it at once', async () => {
+    const { backlog, messages, delivered, requests } = backlogOf()
+    const raw = await bobSays('live 1')
+    const opened = await messages.open(BOB, raw, { pair: false })
+    if (typeof opened === 'string') throw new Error(opened)
+    expect(opened.noBacklog).toBe(true)
+    backlog.heard(BOB, opened.noBacklog)
+    backlog.receive({ from: BOB, seq: opened.seq, data: opened.body, history: false, raw: opened.raw, incarnation: opened.incarnation }, false)
+    expect(requests).toEqual([])
+    expect(delivered).toEqual([['live 1', false, 1]])
+  })
+
+  it('delivers a live message at once when it keeps no backlog, even before a member joined', async () => {
+    const { backlog, messages, delivered, requests } = backlogOf('broadcast', [BOB], 0)
+    backlog.receive(await live(messages, await bobSays('live 1')), false)
+    expect(requests).toEqual([])
+    expect(delivered).toEqual([['live 1', false, 1]])
   })
 
   it('delivers live messages after HISTORY_TIMEOUT_MS when no backlog comes', async () => {
