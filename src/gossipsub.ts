@@ -9,7 +9,7 @@
  * together, each tab's stream waited for the round trips to those before it, and discovery waits
  * for the relay's stream to each tab. Every p2p-rooms peer runs this gossipsub, so 1.2.0 is what
  * every negotiation picked anyway. Measured with 6 tabs opened together (`npm run bench`; the
- * figures are in README's Benchmarks).
+ * figures are in test/bench/HISTORY.md).
  *
  * gossipsub's `protocols` option is declared but never read in 17.1.1 (pinned exactly); its
  * public `protocols` field is what it registers, proposes and checks streams against, and it reads

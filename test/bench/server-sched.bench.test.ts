@@ -8,7 +8,7 @@
  * (test/setup/peer-server.mjs; until 3 December it ran inside the test runner, so its figures
  * then were upper bounds). Skipped unless set: it measures nothing `npm run bench` compares.
  *
- * This is how the relay's share was found (3 December 2026, README › Benchmarks): 156–185 ms of
+ * This is how the relay's share was found (3 December 2026, test/bench/HISTORY.md): 156–185 ms of
  * CPU per meeting and 1.3–1.8 s of run-queue waits over its threads, against the PeerServer's
  * 19–47 ms and 10–345 ms (then inside the test runner); in its own process, 5–20 ms of CPU in 8–52
  * timeslices against the relay's 161–246 ms in 458–695. A CPU profile cannot show the waits: a process off the CPU charges its
